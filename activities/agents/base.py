@@ -1,0 +1,114 @@
+"""The model Provider protocol and the messages that cross it.
+
+Messages follow the OpenAI chat shape (system/user/assistant/tool with tool calls), which every
+provider can be mapped to and from. A provider turns one request into one assistant turn; the agent
+loop (workflows/agent_run.py) owns everything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import Enum
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+
+class Role(str, Enum):
+    coder = "coder"
+    reviewer = "reviewer"
+    validator = "validator"
+
+
+class ToolCall(BaseModel):
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    def digest(self) -> str:
+        """A short fingerprint of name+arguments: audit records and loop detection use it."""
+        canonical = json.dumps({"n": self.name, "a": self.arguments}, sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolSpec(BaseModel):
+    """A tool offered to the model: JSON Schema parameters, as in OpenAI's and Anthropic's APIs."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+class Attribution(BaseModel):
+    """Who a model or tool call is spent for: every span, metric and usage record carries it."""
+
+    team: str
+    service: str
+    spec: str
+    workflow_id: str
+    role: Role
+    kind: str = "feature"
+
+
+class ModelRequest(BaseModel):
+    model: str = Field(description="A registry model name, or `scripted:FILE` / `patch:FILE`.")
+    messages: list[Message]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    max_tokens: int = 4096
+    temperature: float = 0.0
+    round: int = Field(default=0, description="Review round, for scripted providers with per-round turns.")
+    attribution: Attribution
+
+
+class ModelTurn(BaseModel):
+    message: Message
+    usage: Usage = Field(default_factory=Usage)
+    model: str = Field(description="The model that answered (the response's model name).")
+    provider: str = ""
+    finish_reason: str = "stop"
+    cost_usd: float = 0.0
+    duration_s: float = 0.0
+
+
+class ProviderError(Exception):
+    """A provider failed. `retryable` false for auth and bad-request errors, which retrying cannot fix."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after_s: float | None = None,
+                 error_type: str = "provider_error") -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+        self.error_type = error_type
+
+
+class Provider(Protocol):
+    """Turns one request into one assistant turn. Implementations: scripted, patch, OpenAI-compatible,
+    Anthropic, CLI agents, local Hugging Face models."""
+
+    name: str
+
+    async def complete(self, request: ModelRequest) -> ModelTurn: ...

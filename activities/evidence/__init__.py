@@ -1,0 +1,1 @@
+"""Evidence: results of checks, review verdicts and the report that goes on the PR."""

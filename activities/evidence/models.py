@@ -1,0 +1,63 @@
+"""What a run found out: check results, review verdicts, judgements. Everything the gate decides on."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class CheckStatus(str, Enum):
+    passed = "passed"
+    failed = "failed"
+    error = "error"  # the check could not run (preview never ready, timeout)
+    not_judged = "not_judged"  # a judge criterion with no validation agent configured
+    skipped = "skipped"
+
+
+class CriterionResult(BaseModel):
+    id: str
+    kind: Literal["http", "run", "judge", "ci"]
+    status: CheckStatus
+    summary: str = Field(description="One line: what was observed.")
+    evidence: str = Field(default="", description="Output tail, response excerpt or the judge's reasoning.")
+    duration_s: float = 0.0
+    key: bool = True
+    weight: float = 1.0
+
+
+class ReviewComment(BaseModel):
+    path: str | None = None
+    line: int | None = None
+    body: str
+
+
+class ReviewVerdict(str, Enum):
+    approve = "approve"
+    request_changes = "request_changes"
+    none = "none"  # no review agent configured
+
+
+class ReviewResult(BaseModel):
+    """Deterministic checks plus (optionally) the review agent's verdict for one round."""
+
+    round: int
+    verdict: ReviewVerdict
+    checks: list[CriterionResult] = Field(default_factory=list)
+    comments: list[ReviewComment] = Field(default_factory=list)
+    reviewer_model: str | None = None
+
+    @property
+    def blocking_failures(self) -> list[CriterionResult]:
+        return [c for c in self.checks if c.status is not CheckStatus.passed]
+
+
+class PreviewEvidence(BaseModel):
+    backend: str
+    url: str | None = None
+    ready: bool = False
+    ready_after_s: float | None = None
+    start_error: str | None = None
+    log_tail: str = ""
+    results: list[CriterionResult] = Field(default_factory=list)

@@ -1,0 +1,142 @@
+"""The Forge protocol and the boundary models every forge adapter speaks.
+
+A forge is addressed by a `RepoRef`; activities pick the adapter by `RepoRef.kind`, so workflow code
+never knows which system it talks to.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+
+class ForgeKind(str, Enum):
+    local = "local"
+    github = "github"
+
+
+class RepoRef(BaseModel):
+    """Which repository: a path on disk for `local`, `owner/name` for `github`."""
+
+    kind: ForgeKind = ForgeKind.local
+    location: str
+    default_branch: str | None = None
+    installation_id: int | None = Field(default=None, description="GitHub App installation, if any.")
+
+    @property
+    def display(self) -> str:
+        return Path(self.location).name if self.kind is ForgeKind.local else self.location
+
+
+class SpecSource(BaseModel):
+    """Where a spec is read from: inline text (the CLI read the file), a file in the repo, or an issue."""
+
+    kind: Literal["inline", "file", "issue"] = "inline"
+    text: str | None = None
+    path: str | None = None
+    issue_number: int | None = None
+
+
+class PullRequestState(str, Enum):
+    open = "open"
+    merged = "merged"
+    closed = "closed"
+
+
+class PullRequest(BaseModel):
+    number: int
+    branch: str
+    base: str
+    head_sha: str
+    url: str
+    state: PullRequestState = PullRequestState.open
+    title: str = ""
+
+
+class MergeOutcome(str, Enum):
+    merged = "merged"
+    already_merged = "already_merged"
+    not_mergeable = "not_mergeable"  # conflicts, protections (GitHub 405)
+    head_changed = "head_changed"  # the head moved since it was validated (GitHub 409)
+    closed = "closed"
+
+
+class MergeResult(BaseModel):
+    outcome: MergeOutcome
+    merge_sha: str | None = None
+    message: str = ""
+
+
+class CommitStatus(str, Enum):
+    pending = "pending"
+    success = "success"
+    failure = "failure"
+    error = "error"
+
+
+STATUS_LABELS = {
+    "running": "spec2ship:running",
+    "awaiting_human": "spec2ship:awaiting-human",
+    "merged": "spec2ship:merged",
+    "rejected": "spec2ship:rejected",
+}
+
+
+class ForgeError(Exception):
+    """A forge refused an operation; `retryable` says whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Forge(Protocol):
+    """One repository on one forge. Every method is idempotent: activities retry them."""
+
+    def read_spec(self, source: SpecSource) -> tuple[str, str]:
+        """The spec's text and a name for it (file path or issue reference) for error messages."""
+        ...
+
+    def read_file(self, path: str, ref: str | None = None) -> str | None:
+        """A file at `ref` (default branch when None), or None when absent (e.g. the policy file)."""
+        ...
+
+    def default_branch(self) -> str: ...
+
+    def prepare_workspace(self, branch: str, dest: Path) -> str:
+        """Make `dest` a working copy on `branch` (created from the default branch, or resumed if it
+        already exists on the forge). Returns the base commit sha."""
+        ...
+
+    def publish_branch(self, workspace: Path, branch: str, message: str) -> str:
+        """Commit everything in `workspace` and make `branch` on the forge point at it; returns head sha."""
+        ...
+
+    def find_pull_request(self, branch: str) -> PullRequest | None: ...
+
+    def open_pull_request(self, branch: str, title: str, body: str) -> PullRequest:
+        """Open a PR for `branch`, or return the one already open for it."""
+        ...
+
+    def upsert_evidence(self, pr: PullRequest, markdown: str) -> None:
+        """Keep ONE evidence comment per PR, edited in place."""
+        ...
+
+    def comment(self, pr: PullRequest | None, issue_number: int | None, body: str) -> None: ...
+
+    def set_status(self, pr: PullRequest, state: CommitStatus, description: str) -> None: ...
+
+    def set_labels(self, issue_number: int | None, pr: PullRequest | None, add: list[str], remove: list[str]) -> None: ...
+
+    def merge(self, pr: PullRequest, method: Literal["merge", "squash", "rebase"] = "merge") -> MergeResult: ...
+
+    def close_pull_request(self, pr: PullRequest, note: str) -> None: ...
+
+    def delete_branch(self, branch: str) -> None: ...
+
+    def permission(self, user: str) -> str:
+        """`admin`, `write`, `read` or `none`; only admin and write may steer a run."""
+        ...

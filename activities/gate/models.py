@@ -1,0 +1,51 @@
+"""Gate inputs and decisions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+from specs.models import AutonomyLevel
+
+
+class Decision(str, Enum):
+    merge = "merge"
+    escalate = "escalate"
+    reject = "reject"
+    comment_only = "comment_only"  # L1: agents only comment
+
+
+class EscalationPolicy(BaseModel):
+    remind_after: timedelta = timedelta(hours=4)
+    escalate_after: timedelta = timedelta(hours=24)
+    expire_after: timedelta = timedelta(days=7)
+    owners: list[str] = Field(default_factory=list)
+
+
+class ServicePolicy(BaseModel):
+    autonomy: AutonomyLevel
+
+
+class Policy(BaseModel):
+    """`.spec2ship/policy.yaml` in the target repository."""
+
+    default_autonomy: AutonomyLevel = AutonomyLevel.L3
+    services: dict[str, ServicePolicy] = Field(default_factory=dict)
+    escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    trust_bar: float = Field(default=0.8, ge=0, le=1, description="L4 merges only at or above this trust.")
+    max_review_rounds: int = Field(default=2, ge=0, le=10)
+    merge_method: str = "merge"
+
+    def level_for(self, service: str) -> AutonomyLevel:
+        entry = self.services.get(service)
+        return entry.autonomy if entry else self.default_autonomy
+
+
+class GateDecision(BaseModel):
+    decision: Decision
+    level: AutonomyLevel
+    reasons: list[str]
+    trust: float | None = None
+    score: float | None = None

@@ -1,0 +1,1 @@
+"""Preview environments of a PR head: a local process sandbox now, vCluster on Kubernetes later."""

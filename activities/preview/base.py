@@ -1,0 +1,34 @@
+"""The PreviewBackend protocol: bring up the PR head somewhere, probe it, always take it down."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+from activities.evidence.models import PreviewEvidence
+from specs.models import AcceptanceCriterion, PreviewConfig
+
+
+class PreviewRequest(BaseModel):
+    """Everything a backend needs to preview one PR head and run the deterministic criteria on it."""
+
+    preview_id: str = Field(description="Unique per run and round; names the worktree / namespace.")
+    repo_path: str = Field(description="Working copy (or repository) holding the PR head commit.")
+    head_sha: str
+    config: PreviewConfig | None
+    criteria: list[AcceptanceCriterion] = Field(description="Only http and run criteria are executed here.")
+    output_cap_bytes: int = 8000
+
+
+class PreviewBackend(Protocol):
+    """One backend per kind of environment. `run` must tear down in every case, including
+    cancellation; `reap` removes what a crashed predecessor left behind."""
+
+    name: str
+
+    async def run(self, request: PreviewRequest, heartbeat: object) -> PreviewEvidence: ...
+
+    def reap(self) -> list[str]:
+        """Clean up leftovers of earlier processes; returns what it removed, for the log."""
+        ...

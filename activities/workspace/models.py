@@ -1,0 +1,76 @@
+"""Boundary models for workspaces and tool calls."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+from activities.agents.base import Role, ToolCall
+from activities.forge.base import RepoRef
+from specs.models import Constraints
+
+
+class WorkspaceRef(BaseModel):
+    """A working copy held by one worker; its activities run on `task_queue`."""
+
+    path: str
+    task_queue: str
+    branch: str
+    base_sha: str
+    repo: RepoRef
+
+
+class ToolStatus(str, Enum):
+    ok = "ok"
+    error = "error"  # the tool ran and failed (bad patch, non-zero exit): the agent can react
+    denied = "denied"  # governance refused it: nothing was executed
+
+
+class ToolResult(BaseModel):
+    call_id: str
+    tool: str
+    status: ToolStatus
+    output: str = Field(description="What the model sees: capped and redacted.")
+    truncated: bool = False
+    duration_s: float = 0.0
+
+
+class ToolCallRecord(BaseModel):
+    """The audit record of one tool call (who, what, digest of arguments, outcome)."""
+
+    step: int
+    role: Role
+    tool: str
+    args_digest: str
+    status: ToolStatus
+    reason: str = ""
+    path: str | None = None
+
+
+class ToolGrant(BaseModel):
+    """What one agent role may do in the workspace."""
+
+    role: Role
+    tools: list[str]
+    constraints: Constraints = Field(default_factory=Constraints)
+    command_allow: list[str] = Field(default_factory=list, description="Command prefixes allowed; empty: any not denied.")
+    command_deny: list[str] = Field(default_factory=list)
+    max_calls_per_minute: int = 120
+
+
+class RunToolInput(BaseModel):
+    workspace: WorkspaceRef
+    call: ToolCall
+    grant: ToolGrant
+    step: int
+
+
+class DiffStat(BaseModel):
+    files: list[str]
+    added: int
+    removed: int
+
+    @property
+    def changed_lines(self) -> int:
+        return self.added + self.removed

@@ -1,0 +1,1 @@
+"""Deterministic orchestration: SpecToShip, the agent loop, and the entity workflows."""
