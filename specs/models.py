@@ -7,7 +7,7 @@ silently ignored. Field names are exactly those users write in the front matter.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -19,7 +19,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ChangeKind(str, Enum):
+class ChangeKind(StrEnum):
     feature = "feature"
     bugfix = "bugfix"
     chore = "chore"
@@ -28,7 +28,7 @@ class ChangeKind(str, Enum):
     docs = "docs"
 
 
-class AutonomyLevel(str, Enum):
+class AutonomyLevel(StrEnum):
     """How much the gate may do without a human (see DESIGN.md, autonomy levels)."""
 
     L1 = "L1"

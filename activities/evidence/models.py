@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 
-class CheckStatus(str, Enum):
+class CheckStatus(StrEnum):
     passed = "passed"
     failed = "failed"
     error = "error"  # the check could not run (preview never ready, timeout)
@@ -33,7 +33,7 @@ class ReviewComment(BaseModel):
     body: str
 
 
-class ReviewVerdict(str, Enum):
+class ReviewVerdict(StrEnum):
     approve = "approve"
     request_changes = "request_changes"
     none = "none"  # no review agent configured

@@ -6,14 +6,14 @@ never knows which system it talks to.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 
-class ForgeKind(str, Enum):
+class ForgeKind(StrEnum):
     local = "local"
     github = "github"
 
@@ -40,7 +40,7 @@ class SpecSource(BaseModel):
     issue_number: int | None = None
 
 
-class PullRequestState(str, Enum):
+class PullRequestState(StrEnum):
     open = "open"
     merged = "merged"
     closed = "closed"
@@ -56,7 +56,7 @@ class PullRequest(BaseModel):
     title: str = ""
 
 
-class MergeOutcome(str, Enum):
+class MergeOutcome(StrEnum):
     merged = "merged"
     already_merged = "already_merged"
     not_mergeable = "not_mergeable"  # conflicts, protections (GitHub 405)
@@ -70,7 +70,7 @@ class MergeResult(BaseModel):
     message: str = ""
 
 
-class CommitStatus(str, Enum):
+class CommitStatus(StrEnum):
     pending = "pending"
     success = "success"
     failure = "failure"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 from specs.models import AutonomyLevel
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     merge = "merge"
     escalate = "escalate"
     reject = "reject"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 
-class RunState(str, Enum):
+class RunState(StrEnum):
     """Where a run ended (or waits). The CLI's `state` field uses these values."""
 
     running = "running"
@@ -47,7 +47,7 @@ class OutcomeRecord(BaseModel):
     merge_sha: str | None = None
 
 
-class LaterSignal(str, Enum):
+class LaterSignal(StrEnum):
     revert = "revert"
     incident = "incident"
     restored = "restored"

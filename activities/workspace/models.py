@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
@@ -21,7 +21,7 @@ class WorkspaceRef(BaseModel):
     repo: RepoRef
 
 
-class ToolStatus(str, Enum):
+class ToolStatus(StrEnum):
     ok = "ok"
     error = "error"  # the tool ran and failed (bad patch, non-zero exit): the agent can react
     denied = "denied"  # governance refused it: nothing was executed
