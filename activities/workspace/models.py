@@ -54,7 +54,9 @@ class ToolGrant(BaseModel):
     role: Role
     tools: list[str]
     constraints: Constraints = Field(default_factory=Constraints)
-    command_allow: list[str] = Field(default_factory=list, description="Command prefixes allowed; empty: any not denied.")
+    command_allow: list[str] = Field(
+        default_factory=list, description="Command prefixes allowed; empty: any not denied."
+    )
     command_deny: list[str] = Field(default_factory=list)
     max_calls_per_minute: int = 120
 
