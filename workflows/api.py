@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributeKey
 
 from activities.evidence.models import CheckStatus
 from activities.forge.base import ForgeKind, PullRequest, RepoRef, SpecSource
@@ -47,6 +48,12 @@ SA_TEAM = "Spec2shipTeam"
 SA_DECISION = "Spec2shipDecision"
 SA_STATE = "Spec2shipState"
 SEARCH_ATTRIBUTES = [SA_STAGE, SA_SERVICE, SA_TEAM, SA_DECISION, SA_STATE]
+STAGE_KEY = SearchAttributeKey.for_keyword(SA_STAGE)
+SERVICE_KEY = SearchAttributeKey.for_keyword(SA_SERVICE)
+TEAM_KEY = SearchAttributeKey.for_keyword(SA_TEAM)
+DECISION_KEY = SearchAttributeKey.for_keyword(SA_DECISION)
+STATE_KEY = SearchAttributeKey.for_keyword(SA_STATE)
+SEARCH_ATTRIBUTE_KEYS = [STAGE_KEY, SERVICE_KEY, TEAM_KEY, DECISION_KEY, STATE_KEY]
 
 
 def _slug(text: str) -> str:

