@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from temporalio.common import SearchAttributeKey
 
+from activities.agents.base import AgentChoice
 from activities.evidence.models import CheckStatus
 from activities.forge.base import ForgeKind, PullRequest, RepoRef, SpecSource
 from activities.ledger.models import RunState
@@ -40,6 +41,13 @@ TIMELINE = "timeline"
 EVIDENCE = "evidence"
 TOKENS = "tokens"
 TOOL_CALLS = "tool_calls"
+# ServiceLedger handlers.
+RECORD_OUTCOME = "record_outcome"
+RECORD_LATER = "record_later"
+TRUST = "trust"
+OUTCOMES = "outcomes"
+DORA = "dora"
+LEDGER_STATE = "ledger_state"
 
 # Custom search attributes (Keyword), registered by `spec2ship up` and the test fixtures.
 SA_STAGE = "Spec2shipStage"
@@ -73,14 +81,6 @@ def ledger_id(service: str) -> str:
 
 def budget_id(team: str) -> str:
     return f"spec2ship-budget/{team}"
-
-
-class AgentChoice(BaseModel):
-    """Which provider each role uses; None leaves the choice to the registry (or skips the role)."""
-
-    coder: str | None = None
-    reviewer: str | None = None
-    judge: str | None = None
 
 
 class SpecToShipInput(BaseModel):

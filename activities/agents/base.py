@@ -21,6 +21,31 @@ class Role(StrEnum):
     validator = "validator"
 
 
+class AgentChoice(BaseModel):
+    """Which model each role uses; None leaves the choice to the registry (or skips the role)."""
+
+    coder: str | None = None
+    reviewer: str | None = None
+    judge: str | None = None
+
+
+class ModelChoice(BaseModel):
+    """A model picked for one role, where its calls run, and why it was picked."""
+
+    role: Role
+    model: str
+    task_queue: str
+    reason: str = ""
+    price_in_per_mtok: float = 0.0
+    price_out_per_mtok: float = 0.0
+
+
+class AgentPlan(BaseModel):
+    coder: ModelChoice | None = None
+    reviewer: ModelChoice | None = None
+    validator: ModelChoice | None = None
+
+
 class ToolCall(BaseModel):
     id: str
     name: str

@@ -18,7 +18,7 @@ class CheckStatus(StrEnum):
 
 class CriterionResult(BaseModel):
     id: str
-    kind: Literal["http", "run", "judge", "ci"]
+    kind: Literal["http", "run", "judge", "ci", "review"]
     status: CheckStatus
     summary: str = Field(description="One line: what was observed.")
     evidence: str = Field(default="", description="Output tail, response excerpt or the judge's reasoning.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -36,7 +37,7 @@ class Policy(BaseModel):
     escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
     trust_bar: float = Field(default=0.8, ge=0, le=1, description="L4 merges only at or above this trust.")
     max_review_rounds: int = Field(default=2, ge=0, le=10)
-    merge_method: str = "merge"
+    merge_method: Literal["merge", "squash", "rebase"] = "merge"
 
     def level_for(self, service: str) -> AutonomyLevel:
         entry = self.services.get(service)

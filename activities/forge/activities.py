@@ -1,0 +1,160 @@
+"""Forge activities on the shared CPU queue: read the spec and policy, open the PR, publish evidence,
+merge, comment, close. Each picks the adapter by `RepoRef.kind` and is idempotent under retry."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.forge.base import (
+    STATUS_LABELS,
+    CommitStatus,
+    ForgeError,
+    ForgeKind,
+    MergeResult,
+    PullRequest,
+    RepoRef,
+    SpecSource,
+)
+from activities.gate.models import Policy
+from activities.gate.policy import POLICY_PATH, PolicyError, parse_policy
+from specs.models import Spec
+from specs.parser import SpecError, parse_issue_body, parse_spec
+
+
+class LoadSpecInput(BaseModel):
+    repo: RepoRef
+    source: SpecSource
+
+
+class LoadedSpec(BaseModel):
+    spec: Spec
+    source_name: str
+    policy: Policy
+
+
+class OpenPullRequestInput(BaseModel):
+    repo: RepoRef
+    branch: str
+    title: str
+    body: str
+    issue_number: int | None = None
+
+
+class PublishEvidenceInput(BaseModel):
+    repo: RepoRef
+    pr: PullRequest
+    markdown: str
+    status: CommitStatus
+    status_description: str
+    label: str | None = None
+    issue_number: int | None = None
+
+
+class MergeInput(BaseModel):
+    repo: RepoRef
+    pr: PullRequest
+    method: Literal["merge", "squash", "rebase"] = "merge"
+
+
+class NotifyInput(BaseModel):
+    repo: RepoRef
+    body: str
+    pr: PullRequest | None = None
+    issue_number: int | None = None
+
+
+class CloseChangeInput(BaseModel):
+    """End a change that will not merge: close its PR (kept for the record) or, when no PR was
+    opened, delete the half-made branch so nothing is left behind."""
+
+    repo: RepoRef
+    branch: str
+    pr: PullRequest | None = None
+    note: str
+    delete_branch: bool = False
+
+
+def _failure(error: ForgeError) -> ApplicationError:
+    return ApplicationError(str(error), type="ForgeError", non_retryable=not error.retryable)
+
+
+def _forge(repo: RepoRef):  # type: ignore[no-untyped-def]
+    from activities.forge.registry import forge_for
+
+    return forge_for(repo)
+
+
+class ForgeActivities:
+    @activity.defn(name="load_spec")
+    def load_spec(self, request: LoadSpecInput) -> LoadedSpec:
+        try:
+            forge = _forge(request.repo)
+            text, name = forge.read_spec(request.source)
+            policy_text = forge.read_file(POLICY_PATH)
+        except ForgeError as error:
+            raise _failure(error) from error
+        try:
+            spec = parse_issue_body(text, None, name) if request.source.kind == "issue" else parse_spec(text, name)
+        except SpecError as error:
+            problems = [str(problem) for problem in error.problems]
+            raise ApplicationError(
+                "the spec is invalid:\n" + "\n".join(problems), problems, type="InvalidSpec", non_retryable=True
+            ) from error
+        try:
+            policy = parse_policy(policy_text)
+        except PolicyError as error:
+            raise ApplicationError(str(error), type="InvalidPolicy", non_retryable=True) from error
+        return LoadedSpec(spec=spec, source_name=name, policy=policy)
+
+    @activity.defn(name="open_pull_request")
+    def open_pull_request(self, request: OpenPullRequestInput) -> PullRequest:
+        try:
+            forge = _forge(request.repo)
+            if request.repo.kind is ForgeKind.github:
+                return forge.open_pull_request(  # type: ignore[no-any-return]
+                    request.branch, request.title, request.body, issue_number=request.issue_number
+                )
+            return forge.open_pull_request(request.branch, request.title, request.body)  # type: ignore[no-any-return]
+        except ForgeError as error:
+            raise _failure(error) from error
+
+    @activity.defn(name="publish_evidence")
+    def publish_evidence(self, request: PublishEvidenceInput) -> None:
+        try:
+            forge = _forge(request.repo)
+            forge.upsert_evidence(request.pr, request.markdown)
+            forge.set_status(request.pr, request.status, request.status_description[:140])
+            if request.label:
+                others = [label for label in STATUS_LABELS.values() if label != request.label]
+                forge.set_labels(request.issue_number, request.pr, [request.label], others)
+        except ForgeError as error:
+            raise _failure(error) from error
+
+    @activity.defn(name="merge_pull_request")
+    def merge_pull_request(self, request: MergeInput) -> MergeResult:
+        try:
+            return _forge(request.repo).merge(request.pr, request.method)  # type: ignore[no-any-return]
+        except ForgeError as error:
+            raise _failure(error) from error
+
+    @activity.defn(name="notify")
+    def notify(self, request: NotifyInput) -> None:
+        try:
+            _forge(request.repo).comment(request.pr, request.issue_number, request.body)
+        except ForgeError as error:
+            raise _failure(error) from error
+
+    @activity.defn(name="close_change")
+    def close_change(self, request: CloseChangeInput) -> None:
+        try:
+            forge = _forge(request.repo)
+            if request.pr is not None:
+                forge.close_pull_request(request.pr, request.note)
+            if request.delete_branch:
+                forge.delete_branch(request.branch)
+        except ForgeError as error:
+            raise _failure(error) from error

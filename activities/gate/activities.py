@@ -1,0 +1,15 @@
+"""The gate as an activity: its decision lands in history, so changing the rules later never
+changes what a replayed run decided."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.gate.decide import GateInput, decide
+from activities.gate.models import GateDecision
+
+
+class GateActivities:
+    @activity.defn(name="decide_gate")
+    def decide_gate(self, gate: GateInput) -> GateDecision:
+        return decide(gate)

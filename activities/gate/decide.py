@@ -1,0 +1,92 @@
+"""The trust gate's decision: a pure function of policy level, evidence, review and trust.
+
+Rules (DESIGN.md, autonomy levels): a failed deterministic check or a scope violation rejects at
+every level; L1 only comments; L2 and L3 always wait for a human; L4 merges only when every criterion
+passed, the review approved and the service's trust clears the bar; L5 merges when nothing failed.
+A failed *judgement* (a model's opinion) escalates rather than rejects: a model may stop an
+auto-merge, never throw a change away on its own.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from activities.evidence.models import CheckStatus, CriterionResult, ReviewResult, ReviewVerdict
+from activities.gate.models import Decision, GateDecision
+from specs.models import AutonomyLevel
+
+DETERMINISTIC = {"http", "run", "ci", "review"}
+
+
+class GateInput(BaseModel):
+    level: AutonomyLevel
+    criteria: list[CriterionResult]
+    review: ReviewResult | None
+    trust: float | None = None
+    trust_bar: float = 0.8
+    trust_explanation: list[str] = Field(default_factory=list)
+    score: float | None = None
+    score_result: str | None = None
+    stop_reason: str | None = Field(default=None, description="Why the coder stopped early, if it did.")
+
+
+def _names(results: list[CriterionResult]) -> str:
+    return ", ".join(result.id for result in results)
+
+
+def decide(gate: GateInput) -> GateDecision:
+    checks = list(gate.criteria) + (gate.review.checks if gate.review else [])
+    failing = {CheckStatus.failed, CheckStatus.error}
+    hard_failures = [c for c in checks if c.kind in DETERMINISTIC and c.status in failing]
+    judged_failures = [c for c in checks if c.kind == "judge" and c.status is CheckStatus.failed]
+    not_judged = [c for c in checks if c.status is CheckStatus.not_judged]
+    passed = [c for c in checks if c.status is CheckStatus.passed]
+    verdict = gate.review.verdict if gate.review else ReviewVerdict.none
+    level = gate.level
+    reasons: list[str] = [f"autonomy level {level.value}"]
+
+    def result(decision: Decision) -> GateDecision:
+        return GateDecision(decision=decision, level=level, reasons=reasons, trust=gate.trust, score=gate.score)
+
+    if hard_failures:
+        reasons.append(f"deterministic checks failed: {_names(hard_failures)}")
+        return result(Decision.reject)
+    reasons.append(f"{len(passed)} check(s) passed")
+    if gate.stop_reason:
+        reasons.append(f"the coder stopped early: {gate.stop_reason}")
+        return result(Decision.escalate)
+    if level is AutonomyLevel.L1:
+        reasons.append("L1 (assisted): agents only comment; nothing is merged")
+        return result(Decision.comment_only)
+    if level in {AutonomyLevel.L2, AutonomyLevel.L3}:
+        reasons.append(f"{level.value} always waits for a human decision")
+        return result(Decision.escalate)
+    if judged_failures:
+        reasons.append(f"the validation agent judged these criteria failed: {_names(judged_failures)}")
+        return result(Decision.escalate)
+    if verdict is ReviewVerdict.request_changes:
+        reasons.append("the review agent still requests changes after the last round")
+        return result(Decision.escalate)
+    if level is AutonomyLevel.L5:
+        if not_judged:
+            reasons.append(f"not judged (no validation agent): {_names(not_judged)}")
+        reasons.append("L5 (full autonomy): nothing failed, so the change merges")
+        return result(Decision.merge)
+    # L4: selective autonomy — every criterion passed, review approved, trust clears the bar.
+    blockers: list[str] = []
+    if not_judged:
+        blockers.append(f"criteria not judged: {_names(not_judged)}")
+    if verdict is not ReviewVerdict.approve:
+        blockers.append("no review agent approved the change")
+    if gate.score_result is not None and gate.score_result != "pass":
+        blockers.append(f"evidence score {gate.score:.0f} is a {gate.score_result}, not a pass")
+    trust = gate.trust or 0.0
+    if trust < gate.trust_bar:
+        blockers.append(f"service trust {trust:.2f} is below the bar {gate.trust_bar:.2f}")
+    else:
+        reasons.append(f"service trust {trust:.2f} clears the bar {gate.trust_bar:.2f}")
+    if blockers:
+        reasons.extend(blockers)
+        return result(Decision.escalate)
+    reasons.append("L4: every criterion passed, review approved, trust clears the bar")
+    return result(Decision.merge)

@@ -1,0 +1,160 @@
+"""Activities that act in a workspace. They run on the worker-specific task queue of the worker that
+holds the working copy (see `activities.config.workspace_queue`)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.evidence.models import CriterionResult, PreviewEvidence
+from activities.forge.base import ForgeError, RepoRef
+from activities.preview.base import PreviewBackend, PreviewRequest
+from activities.review.checks import deterministic_checks
+from activities.workspace.models import DiffStat, RunToolInput, ToolResult, WorkspaceRef
+from activities.workspace.tools import Workspace, execute
+from specs.models import Constraints
+
+DIFF_CAP = 60_000
+
+
+class PrepareWorkspaceInput(BaseModel):
+    repo: RepoRef
+    branch: str
+    run_key: str = Field(description="Stable per run: a retried or resumed prepare finds the same folder.")
+
+
+class WorkspaceDiff(BaseModel):
+    diff: str = Field(description="The unified diff against the base, capped for prompts.")
+    truncated: bool = False
+    stat: DiffStat
+
+
+class CheckChangeInput(BaseModel):
+    workspace: WorkspaceRef
+    constraints: Constraints
+
+
+class PublishBranchInput(BaseModel):
+    workspace: WorkspaceRef
+    message: str
+
+
+class PreviewInput(BaseModel):
+    workspace: WorkspaceRef
+    request: PreviewRequest
+
+
+def forge_failure(error: ForgeError) -> ApplicationError:
+    return ApplicationError(str(error), type="ForgeError", non_retryable=not error.retryable)
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:120] or "run"
+
+
+class WorkspaceActivities:
+    """Bound to one worker: its data folder, its queue name and its preview backend."""
+
+    def __init__(self, data_dir: Path, queue: str, preview: PreviewBackend) -> None:
+        self.data_dir = data_dir
+        self.queue = queue
+        self.preview = preview
+
+    @activity.defn(name="claim_workspace_queue")
+    async def claim_workspace_queue(self) -> str:
+        """Runs on the shared queue; whichever worker takes it lends its own queue to the run."""
+        return self.queue
+
+    @activity.defn(name="prepare_workspace")
+    def prepare_workspace(self, request: PrepareWorkspaceInput) -> WorkspaceRef:
+        from activities.forge.registry import forge_for
+
+        dest = self.data_dir / "workspaces" / safe_name(request.run_key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            base_sha = forge_for(request.repo).prepare_workspace(request.branch, dest)
+        except ForgeError as error:
+            raise forge_failure(error) from error
+        return WorkspaceRef(
+            path=str(dest), task_queue=self.queue, branch=request.branch, base_sha=base_sha, repo=request.repo
+        )
+
+    @activity.defn(name="run_tool")
+    def run_tool(self, request: RunToolInput) -> ToolResult:
+        root = Path(request.workspace.path)
+        if not root.is_dir():
+            raise ApplicationError(f"workspace {root} is gone", type="WorkspaceLost", non_retryable=True)
+        activity.logger.info("tool %s (step %d)", request.call.name, request.step)
+        return execute(Workspace(root), request.call, request.grant)
+
+    @activity.defn(name="diff_workspace")
+    def diff_workspace(self, workspace: WorkspaceRef) -> WorkspaceDiff:
+        root = Path(workspace.path)
+        _git(root, "add", "-A")
+        diff = _git(root, "diff", "--cached", "--no-color", workspace.base_sha)
+        numstat = _git(root, "diff", "--cached", "--numstat", workspace.base_sha)
+        files, added, removed = [], 0, 0
+        for line in numstat.splitlines():
+            plus, minus, path = line.split("\t", 2)
+            files.append(path)
+            added += int(plus) if plus.isdigit() else 0
+            removed += int(minus) if minus.isdigit() else 0
+        truncated = len(diff) > DIFF_CAP
+        return WorkspaceDiff(
+            diff=diff[:DIFF_CAP], truncated=truncated, stat=DiffStat(files=files, added=added, removed=removed)
+        )
+
+    @activity.defn(name="check_change")
+    def check_change(self, request: CheckChangeInput) -> list[CriterionResult]:
+        change = self.diff_workspace(request.workspace)
+        return deterministic_checks(change.diff, change.stat, request.constraints)
+
+    @activity.defn(name="publish_branch")
+    def publish_branch(self, request: PublishBranchInput) -> str:
+        from activities.forge.registry import forge_for
+
+        try:
+            return forge_for(request.workspace.repo).publish_branch(
+                Path(request.workspace.path), request.workspace.branch, request.message
+            )
+        except ForgeError as error:
+            raise forge_failure(error) from error
+
+    @activity.defn(name="validate_in_preview")
+    async def validate_in_preview(self, request: PreviewInput) -> PreviewEvidence:
+        """Bring up the PR head, run the http and run criteria, and always take the preview down.
+
+        Heartbeats carry progress, and carry cancellation in: a cancelled run kills its preview.
+        """
+        preview_request = request.request.model_copy(update={"repo_path": request.workspace.path})
+        return await self.preview.run(preview_request, activity.heartbeat)
+
+    @activity.defn(name="remove_workspace")
+    def remove_workspace(self, workspace: WorkspaceRef) -> None:
+        from activities.forge.registry import forge_for
+
+        try:
+            forge_for(workspace.repo).remove_workspace(Path(workspace.path))
+        except ForgeError as error:
+            raise forge_failure(error) from error
+
+
+def _git(root: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=120)
+    if result.returncode != 0:
+        raise ApplicationError(
+            f"git {' '.join(args)} failed in {root}: {result.stderr.strip()}", type="GitError", non_retryable=False
+        )
+    return result.stdout
+
+
+async def heartbeat_while(task: asyncio.Task[object], every: float = 5.0) -> None:
+    while not task.done():
+        activity.heartbeat("working")
+        await asyncio.sleep(every)

@@ -1,0 +1,56 @@
+"""Shared by the pipeline tests: a sample repo, workers on a fresh queue, and a way to run a spec."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle
+
+from activities.agents.base import AgentChoice
+from activities.forge.base import ForgeKind, RepoRef, SpecSource
+from workers.sample.repo import build_sample
+from workers.worker import build_workers
+from workflows.api import SPEC_TO_SHIP, STATUS, RunStatus, SpecToShipInput, spec_to_ship_id
+
+
+@contextlib.asynccontextmanager
+async def running_workers(client: Client, data_dir: Path, queue: str) -> AsyncIterator[None]:
+    workers = build_workers(client, data_dir=data_dir, task_queue=queue, identity=f"test-{uuid.uuid4().hex[:6]}")
+    tasks = [asyncio.create_task(worker.run()) for worker in workers]
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+
+
+def sample(tmp_path: Path) -> dict[str, Path]:
+    return build_sample(tmp_path)
+
+
+async def start_run(client: Client, queue: str, repo: Path, spec_file: Path, agents: AgentChoice,
+                    suffix: str = "") -> WorkflowHandle[object, RunStatus]:
+    ref = RepoRef(kind=ForgeKind.local, location=str(repo))
+    workflow_id = spec_to_ship_id(ref, spec_file.stem) + f"-{uuid.uuid4().hex[:6]}{suffix}"
+    return await client.start_workflow(
+        SPEC_TO_SHIP,
+        SpecToShipInput(repo=ref, spec=SpecSource(kind="inline", text=spec_file.read_text(), path=spec_file.name),
+                        agents=agents),
+        id=workflow_id, task_queue=queue, result_type=RunStatus,
+    )
+
+
+async def wait_for_decision(handle: WorkflowHandle[object, RunStatus], timeout: float = 120) -> RunStatus:
+    async def poll() -> RunStatus:
+        while True:
+            status: RunStatus = await handle.query(STATUS, result_type=RunStatus)
+            if status.has_decision:
+                return status
+            await asyncio.sleep(0.3)
+
+    return await asyncio.wait_for(poll(), timeout)

@@ -1,0 +1,263 @@
+"""AgentRun: the durable agent loop, one child workflow per agent role and round.
+
+Each model turn is an activity on the model's task queue; each tool call is an activity on the
+workspace's queue. Governance (allow-list, path constraints, rate limits, loop and denial limits,
+step and token limits, team budget) is enforced here, before anything executes, and again inside
+the tool activity. Every tool call leaves an audit record, queryable while the run is live.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.agents.base import (
+        Attribution,
+        Message,
+        ModelChoice,
+        ModelRequest,
+        ModelTurn,
+        ToolCall,
+        ToolSpec,
+        Usage,
+    )
+    from activities.budget.models import ReserveInput, ReserveOutcome, UsageCommitInput
+    from activities.workspace.governance import (
+        FINAL_TOOLS,
+        GovernorState,
+        RunLimits,
+        admit,
+        repeated_call,
+    )
+    from activities.workspace.models import (
+        RunToolInput,
+        ToolCallRecord,
+        ToolGrant,
+        ToolResult,
+        ToolStatus,
+        WorkspaceRef,
+    )
+    from activities.workspace.tools import TOOL_SPECS
+    from workflows.api import AGENT_RUN, TOOL_CALLS
+
+
+class AgentStatus(StrEnum):
+    completed = "completed"
+    stopped = "stopped"  # a governance limit ended the run; `reason` says which
+    failed = "failed"  # the model or a tool failed beyond retries
+
+
+class BudgetLink(BaseModel):
+    """How this run reports and extends its team reservation (None: no team budget in force)."""
+
+    team: str
+    run_id: str
+    reserved_tokens: int
+
+
+class AgentRunInput(BaseModel):
+    role_prompt: str
+    task: str
+    model: ModelChoice
+    workspace: WorkspaceRef
+    grant: ToolGrant
+    limits: RunLimits = Field(default_factory=RunLimits)
+    attribution: Attribution
+    round: int = 0
+    budget: BudgetLink | None = None
+    tokens_before: int = Field(default=0, description="Tokens this spec already spent in earlier agent runs.")
+
+
+class AgentRunResult(BaseModel):
+    status: AgentStatus
+    reason: str = ""
+    final_message: str = ""
+    final_tool: ToolCall | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    steps: int = 0
+    models: list[str] = Field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    budget_exhausted: bool = False
+
+
+MODEL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1),
+    maximum_attempts=6, non_retryable_error_types=["auth", "bad_request", "config"],
+)
+TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3,
+                         non_retryable_error_types=["WorkspaceLost"])
+
+
+@workflow.defn(name=AGENT_RUN)
+class AgentRun:
+    @workflow.init
+    def __init__(self, request: AgentRunInput) -> None:
+        self._records: list[ToolCallRecord] = []
+        self._governor = GovernorState()
+        self._usage = Usage()
+
+    @workflow.query(name=TOOL_CALLS)
+    def tool_calls(self) -> list[ToolCallRecord]:
+        return self._records
+
+    @workflow.run
+    async def run(self, request: AgentRunInput) -> AgentRunResult:
+        messages = [Message(role="system", content=request.role_prompt), Message(role="user", content=request.task)]
+        tools = [TOOL_SPECS[name] for name in request.grant.tools if name in TOOL_SPECS]
+        limits = request.limits
+        cost = 0.0
+        models: list[str] = []
+        reserved = request.budget.reserved_tokens if request.budget else None
+
+        def finish(status: AgentStatus, reason: str = "", final: str = "", tool: ToolCall | None = None,
+                   exhausted: bool = False) -> AgentRunResult:
+            return AgentRunResult(
+                status=status, reason=reason, final_message=final, final_tool=tool, usage=self._usage,
+                cost_usd=round(cost, 6), steps=step, models=models, tool_calls=self._records,
+                budget_exhausted=exhausted,
+            )
+
+        step = 0
+        for step in range(1, limits.max_steps + 1):
+            spent = self._usage.total
+            if spent + request.limits.max_tokens_per_call > limits.max_tokens:
+                return finish(AgentStatus.stopped, f"token limit: {spent:,} of {limits.max_tokens:,} tokens used")
+            if reserved is not None and request.tokens_before + spent >= reserved:
+                reserved = await self._extend_budget(request, reserved)
+                if reserved is None:
+                    return finish(AgentStatus.stopped, "budget exhausted: the team budget has no room for "
+                                  "another model call", exhausted=True)
+            workflow.set_current_details(f"{request.attribution.role} step {step}: calling {request.model.model}")
+            try:
+                turn = await self._call_model(request, messages, tools)
+            except ActivityError as error:
+                return finish(AgentStatus.failed, f"model call failed: {_cause(error)}")
+            self._usage = self._usage + turn.usage
+            cost += turn.cost_usd
+            if turn.model not in models:
+                models.append(turn.model)
+            await self._commit_usage(request, turn, step)
+            messages.append(turn.message)
+            if not turn.message.tool_calls:
+                return finish(AgentStatus.completed, final=turn.message.content)
+            for call in turn.message.tool_calls:
+                verdict = admit(self._governor, call, request.grant, workflow.now())
+                if verdict.allowed and call.name in FINAL_TOOLS:
+                    self._record(step, request, call, ToolStatus.ok, "final answer")
+                    return finish(AgentStatus.completed, final=turn.message.content, tool=call)
+                loop = repeated_call(self._governor, call, limits)
+                if loop:
+                    self._record(step, request, call, ToolStatus.denied, loop)
+                    return finish(AgentStatus.stopped, loop)
+                if not verdict.allowed:
+                    self._record(step, request, call, ToolStatus.denied, verdict.reason, verdict.path)
+                    messages.append(_tool_message(call, f"denied: {verdict.reason}"))
+                    if self._governor.denials >= limits.max_denials:
+                        denials = self._governor.denials
+                        return finish(AgentStatus.stopped,
+                                      f"stopped after {denials} denied tool calls (last: {verdict.reason})")
+                    continue
+                try:
+                    result = await self._run_tool(request, call, step)
+                except ActivityError as error:
+                    return finish(AgentStatus.failed, f"tool {call.name} failed: {_cause(error)}")
+                self._record(step, request, call, result.status, result.output.splitlines()[0][:200] if result.output
+                             else "", verdict.path)
+                messages.append(_tool_message(call, result.output))
+        return finish(AgentStatus.stopped, f"step limit: {limits.max_steps} steps without finishing")
+
+    async def _call_model(
+        self, request: AgentRunInput, messages: list[Message], tools: list[ToolSpec]
+    ) -> ModelTurn:
+        return await workflow.execute_activity(
+            "call_model",
+            ModelRequest(
+                model=request.model.model, messages=messages, tools=tools,
+                max_tokens=request.limits.max_tokens_per_call, round=request.round, attribution=request.attribution,
+            ),
+            result_type=ModelTurn,
+            task_queue=request.model.task_queue,
+            start_to_close_timeout=timedelta(minutes=10),
+            schedule_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=MODEL_RETRY,
+            summary=f"{request.attribution.role}: {request.model.model}",
+        )
+
+    async def _run_tool(self, request: AgentRunInput, call: ToolCall, step: int) -> ToolResult:
+        timeout = call.arguments.get("timeout", 120) if call.name == "run_command" else 60
+        seconds = min(float(timeout) if isinstance(timeout, int | float) else 120.0, 600.0)
+        return await workflow.execute_activity(
+            "run_tool",
+            RunToolInput(workspace=request.workspace, call=call, grant=request.grant, step=step),
+            result_type=ToolResult,
+            task_queue=request.workspace.task_queue,
+            start_to_close_timeout=timedelta(seconds=seconds + 60),
+            schedule_to_start_timeout=timedelta(minutes=5),
+            retry_policy=TOOL_RETRY,
+            summary=f"{call.name} {_short_args(call)}",
+        )
+
+    async def _commit_usage(self, request: AgentRunInput, turn: ModelTurn, step: int) -> None:
+        if request.budget is None or turn.usage.total == 0:
+            return
+        await workflow.execute_activity(
+            "commit_usage",
+            UsageCommitInput(
+                team=request.budget.team, run_id=request.budget.run_id,
+                call_id=f"{workflow.info().workflow_id}/{step}", tokens=turn.usage.total, usd=turn.cost_usd,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=10),
+            summary=f"commit {turn.usage.total} tokens",
+        )
+
+    async def _extend_budget(self, request: AgentRunInput, reserved: int) -> int | None:
+        """Ask the team budget for one more call's worth; None when it has no room."""
+        assert request.budget is not None
+        step_tokens = max(request.limits.max_tokens_per_call * 4, 20_000)
+        outcome: ReserveOutcome = await workflow.execute_activity(
+            "extend_budget",
+            ReserveInput(team=request.budget.team, run_id=request.budget.run_id, tokens=step_tokens,
+                         request_id=f"{request.budget.run_id}/extend/{reserved}"),
+            result_type=ReserveOutcome,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=5),
+            summary=f"extend budget by {step_tokens}",
+        )
+        return reserved + step_tokens if outcome.granted else None
+
+    def _record(self, step: int, request: AgentRunInput, call: ToolCall, status: ToolStatus, reason: str,
+                path: str | None = None) -> None:
+        self._records.append(ToolCallRecord(
+            step=step, role=request.attribution.role, tool=call.name, args_digest=call.digest(), status=status,
+            reason=reason, path=path,
+        ))
+
+
+def _tool_message(call: ToolCall, content: str) -> Message:
+    return Message(role="tool", tool_call_id=call.id, name=call.name, content=content)
+
+
+def _short_args(call: ToolCall) -> str:
+    for key in ("path", "command", "pattern"):
+        value = call.arguments.get(key)
+        if isinstance(value, str):
+            return value[:60]
+    return ""
+
+
+def _cause(error: BaseException) -> str:
+    cause = error.__cause__
+    while isinstance(cause, ActivityError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause or error)
