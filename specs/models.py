@@ -10,16 +10,20 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf/nan are never a meaningful timeout, weight or budget; reject them instead of comparing oddly.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ChangeKind(StrEnum):
+    """What sort of change the spec asks for; it steers the agents' prompts and the gate's risk."""
+
     feature = "feature"
     bugfix = "bugfix"
     chore = "chore"
@@ -55,9 +59,11 @@ def validate_glob(pattern: str) -> str:
         raise ValueError(f"glob {pattern!r} must be relative to the repository root (no leading '/')")
     if "\\" in pattern:
         raise ValueError(f"glob {pattern!r} must use '/' as separator")
-    if pattern.count("[") != pattern.count("]"):
+    if not _brackets_balanced(pattern):
         raise ValueError(f"glob {pattern!r} has an unbalanced '[' or ']'")
     parts = pattern.split("/")
+    if any(part == "" for part in parts[:-1]):
+        raise ValueError(f"glob {pattern!r} has an empty path segment ('//')")
     if any(part == ".." for part in parts):
         raise ValueError(f"glob {pattern!r} must not contain '..'")
     for part in parts:
@@ -66,31 +72,52 @@ def validate_glob(pattern: str) -> str:
     return pattern
 
 
-Glob = Annotated[str, Field(min_length=1)]
+def _brackets_balanced(pattern: str) -> bool:
+    """True when every '[' is closed by a later ']' before the next '[' (and no stray ']')."""
+    depth = 0
+    for char in pattern:
+        if char == "[":
+            if depth:
+                return False
+            depth = 1
+        elif char == "]":
+            if not depth:
+                return False
+            depth = 0
+    return depth == 0
+
+
+# Validated per item (not per list) so an error points at the offending entry, e.g. constraints.paths.2.
+Glob = Annotated[
+    str,
+    Field(min_length=1, description="A repository-relative glob: '/' separators, '**' as a whole segment."),
+    AfterValidator(validate_glob),
+]
 
 
 class Constraints(_Strict):
+    """What the change may touch; enforced by the platform, not left to the agents' goodwill."""
+
     paths: list[Glob] = Field(default_factory=lambda: ["**"], description="Files the change may touch.")
     forbid: list[Glob] = Field(default_factory=list, description="Files never to touch; wins over paths.")
-    max_changed_lines: int = Field(default=500, gt=0)
+    max_changed_lines: int = Field(
+        default=500, gt=0, strict=True, description="Upper bound on added plus removed lines in the diff."
+    )
     tech: list[str] = Field(default_factory=list, description="Decisions handed to agents verbatim.")
-
-    @field_validator("paths", "forbid")
-    @classmethod
-    def _globs(cls, value: list[str]) -> list[str]:
-        return [validate_glob(pattern) for pattern in value]
 
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class HttpCheck(_Strict):
-    method: HttpMethod = "GET"
+    """An HTTP probe against the preview environment; passes when status and body match."""
+
+    method: HttpMethod = Field(default="GET", description="HTTP method (case-insensitive).")
     path: str = Field(pattern=r"^/", description="Request path (with query) on the preview.")
-    status: int = Field(default=200, ge=100, le=599)
-    body_contains: str | None = None
+    status: int = Field(default=200, ge=100, le=599, strict=True, description="Expected response status.")
+    body_contains: str | None = Field(default=None, description="Text the response body must contain.")
     body: str | None = Field(default=None, description="Request body to send.")
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers to send.")
 
     @field_validator("method", mode="before")
     @classmethod
@@ -101,13 +128,20 @@ class HttpCheck(_Strict):
 class AcceptanceCriterion(_Strict):
     """One acceptance check; exactly one of `http`, `run`, `judge`."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    http: HttpCheck | None = None
-    run: str | None = Field(default=None, min_length=1)
-    judge: str | None = Field(default=None, min_length=1)
-    timeout: float = Field(default=300, gt=0, le=24 * 3600, description="Seconds.")
-    key: bool = Field(default=True, description="A failing key criterion fails the whole run.")
-    weight: float = Field(default=1.0, ge=0)
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Unique within the spec; names the check in evidence reports.",
+    )
+    http: HttpCheck | None = Field(default=None, description="Probe the preview over HTTP.")
+    run: str | None = Field(
+        default=None, min_length=1, description="Shell command run in the workspace; passes on exit 0."
+    )
+    judge: str | None = Field(
+        default=None, min_length=1, description="A statement a validation agent judges against the evidence."
+    )
+    timeout: float = Field(default=300, gt=0, le=24 * 3600, strict=True, description="Seconds.")
+    key: bool = Field(default=True, strict=True, description="A failing key criterion fails the whole run.")
+    weight: float = Field(default=1.0, ge=0, strict=True, description="Share in the run's score.")
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> AcceptanceCriterion:
@@ -125,9 +159,11 @@ class AcceptanceCriterion(_Strict):
 
 
 class PreviewConfig(_Strict):
+    """How to bring up an ephemeral environment of the change for HTTP checks."""
+
     start: str | None = Field(default=None, description="Local backend command; {port} is filled in.")
     ready: str = Field(default="/", pattern=r"^/", description="Polled until it answers 2xx.")
-    ready_timeout: float = Field(default=60, gt=0, le=3600)
+    ready_timeout: float = Field(default=60, gt=0, le=3600, strict=True, description="Seconds.")
     manifests: str | None = Field(default=None, description="Kubernetes backend manifests folder.")
 
     @field_validator("start")
@@ -139,38 +175,64 @@ class PreviewConfig(_Strict):
 
 
 class Budget(_Strict):
-    tokens: int | None = Field(default=None, gt=0)
-    usd: float | None = Field(default=None, gt=0)
+    """A ceiling for this change, on top of the team's budget; the run stops when it is spent."""
+
+    tokens: int | None = Field(default=None, gt=0, strict=True, description="Model tokens, in and out.")
+    usd: float | None = Field(default=None, gt=0, strict=True, description="Cost in US dollars.")
 
 
 class Spec(_Strict):
+    """A spec: what one change must do, how it is checked, and what it may touch."""
+
     spec: Literal[1] = Field(description="Spec language version.")
-    title: str = Field(min_length=1)
-    service: str = Field(pattern=SERVICE_NAME.pattern)
-    team: str = Field(min_length=1)
-    kind: ChangeKind = ChangeKind.feature
-    autonomy: AutonomyLevel | None = None
-    constraints: Constraints = Field(default_factory=Constraints)
-    acceptance: list[AcceptanceCriterion] = Field(min_length=1)
-    preview: PreviewConfig | None = None
-    budget: Budget | None = None
+    title: str = Field(min_length=1, description="One line; defaults to the body's first '# Heading'.")
+    service: str = Field(
+        pattern=SERVICE_NAME.pattern, description="The service changed: lowercase letters, digits and '-'."
+    )
+    team: str = Field(min_length=1, description="The team whose budget pays for the change.")
+    kind: ChangeKind = Field(default=ChangeKind.feature, description="What sort of change this is.")
+    autonomy: AutonomyLevel | None = Field(
+        default=None, description="Cap on the service's autonomy level for this change (never raises it)."
+    )
+    constraints: Constraints = Field(default_factory=Constraints, description="What the change may touch.")
+    acceptance: list[AcceptanceCriterion] = Field(
+        min_length=1, description="The checks that decide whether the change does what the spec says."
+    )
+    preview: PreviewConfig | None = Field(default=None, description="Needed by http criteria.")
+    budget: Budget | None = Field(default=None, description="A ceiling on what this change may spend.")
     body: str = Field(default="", description="The intent in prose (the Markdown after the front matter).")
+
+    @field_validator("spec", mode="before")
+    @classmethod
+    def _no_bool_version(cls, value: object) -> object:
+        # YAML `spec: true` would otherwise pass as 1, since True == 1 in Python.
+        if isinstance(value, bool):
+            raise PydanticCustomError("literal_error", "Input should be 1", {"expected": "1"})
+        return value
 
     @field_validator("acceptance")
     @classmethod
     def _unique_ids(cls, value: list[AcceptanceCriterion]) -> list[AcceptanceCriterion]:
+        # A custom error type whose ctx carries the index, so a parser can point at acceptance.N.id.
         seen: set[str] = set()
-        for criterion in value:
+        for index, criterion in enumerate(value):
             if criterion.id in seen:
-                raise ValueError(f"duplicate criterion id {criterion.id!r}")
+                raise PydanticCustomError(
+                    "duplicate_criterion_id", "duplicate criterion id '{id}'", {"id": criterion.id, "index": index}
+                )
             seen.add(criterion.id)
         return value
 
     @model_validator(mode="after")
     def _preview_for_http(self) -> Spec:
-        needs_preview = any(c.kind == "http" for c in self.acceptance)
-        if needs_preview and (self.preview is None or (self.preview.start is None and not self.preview.manifests)):
-            raise ValueError("http criteria need a preview: set preview.start (or preview.manifests)")
+        http = [index for index, c in enumerate(self.acceptance) if c.kind == "http"]
+        if http and (self.preview is None or (self.preview.start is None and not self.preview.manifests)):
+            # ctx names the first http criterion, so a parser can point at it when preview is absent.
+            raise PydanticCustomError(
+                "preview_required",
+                "http criteria need a preview: set preview.start (or preview.manifests)",
+                {"index": http[0]},
+            )
         return self
 
     @property
