@@ -86,11 +86,13 @@ STATUS_LABELS = {
 
 
 class ForgeError(Exception):
-    """A forge refused an operation; `retryable` says whether trying again can help."""
+    """A forge refused an operation; `retryable` says whether trying again can help, and
+    `retry_after_s` how long the forge asked us to wait first (rate limits), when it said."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class Forge(Protocol):
@@ -113,6 +115,10 @@ class Forge(Protocol):
 
     def publish_branch(self, workspace: Path, branch: str, message: str) -> str:
         """Commit everything in `workspace` and make `branch` on the forge point at it; returns head sha."""
+        ...
+
+    def remove_workspace(self, dest: Path) -> None:
+        """Drop the working copy at `dest` (the branch stays); nothing to do when it is already gone."""
         ...
 
     def find_pull_request(self, branch: str) -> PullRequest | None: ...

@@ -1,0 +1,249 @@
+"""Merging on the local forge: real merge commits, idempotency, and a user's working tree left alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from activities.forge.base import ForgeError, MergeOutcome, PullRequest, PullRequestState
+from activities.forge.local import LocalForge, get_pull_request_record
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No global git config, and a private temp folder so leftovers of a merge can be seen."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return scratch
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=Test User", "-c", "user.email=test@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"git {args} failed: {done.stderr}"
+    return done.stdout.strip()
+
+
+def commit(cwd: Path, files: dict[str, str], message: str) -> str:
+    for name, text in files.items():
+        (cwd / name).write_text(text)
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "-m", message)
+    return git(cwd, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, {"README.md": "# demo\n", "app.py": "print('hello')\n"}, "first")
+    commit(repo, {"notes.txt": "notes\n"}, "second")
+    return repo
+
+
+def open_change(forge: LocalForge, tmp_path: Path, files: dict[str, str], branch: str = "feature") -> PullRequest:
+    dest = tmp_path / f"ws-{branch}"
+    forge.prepare_workspace(branch, dest)
+    for name, text in files.items():
+        (dest / name).write_text(text)
+    forge.publish_branch(dest, branch, f"change on {branch}")
+    return forge.open_pull_request(branch, f"Change {branch}", "body")
+
+
+def worktree_count(repo: Path) -> int:
+    return git(repo, "worktree", "list", "--porcelain").count("worktree ")
+
+
+def test_merge_in_a_clean_main_worktree(repo: Path, tmp_path: Path) -> None:
+    forge = LocalForge(repo)
+    before = git(repo, "rev-parse", "main")
+    pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
+
+    result = forge.merge(pr)
+    assert result.outcome is MergeOutcome.merged
+    assert result.merge_sha == git(repo, "rev-parse", "main")
+    assert git(repo, "log", "-1", "--format=%P", "main").split() == [before, pr.head_sha]
+    assert git(repo, "log", "-1", "--format=%an <%ae>", "main") == "spec2ship bot <bot@spec2ship.local>"
+    assert "Spec2ship-Pull: 1" in git(repo, "log", "-1", "--format=%B", "main")
+    assert (repo / "feature.txt").read_text() == "new\n"  # the checked-out default branch was updated
+    assert git(repo, "status", "--porcelain") == ""
+
+    record = get_pull_request_record(repo, pr.number)
+    assert record is not None
+    assert (record.state, record.merge_sha) == (PullRequestState.merged, result.merge_sha)
+
+    again = forge.merge(pr)
+    assert (again.outcome, again.merge_sha) == (MergeOutcome.already_merged, result.merge_sha)
+    assert git(repo, "rev-parse", "main") == result.merge_sha
+
+
+def test_merge_leaves_a_dirty_main_worktree_alone(repo: Path, tmp_path: Path, _isolated: Path) -> None:
+    forge = LocalForge(repo)
+    before = git(repo, "rev-parse", "main")
+    pr = open_change(forge, tmp_path, {"feature.txt": "new\n", "app.py": "print('bye')\n"})
+    (repo / "README.md").write_text("# my local edit\n")
+    (repo / "untracked.txt").write_text("mine\n")
+
+    result = forge.merge(pr)
+    assert result.outcome is MergeOutcome.merged
+    assert git(repo, "rev-parse", "main") == result.merge_sha
+    assert git(repo, "log", "-1", "--format=%P", "main").split() == [before, pr.head_sha]
+    assert git(repo, "show", "main:feature.txt") == "new"
+    # The user's files are exactly as they were: edits kept, nothing checked out over them.
+    assert (repo / "README.md").read_text() == "# my local edit\n"
+    assert (repo / "untracked.txt").read_text() == "mine\n"
+    assert (repo / "app.py").read_text() == "print('hello')\n"
+    assert not (repo / "feature.txt").exists()
+    assert worktree_count(repo) == 2  # main and the PR's workspace: no scratch worktree left
+    assert list(_isolated.iterdir()) == []
+    assert forge.merge(pr).outcome is MergeOutcome.already_merged
+
+    # The message tells the user how to bring the lagging worktree up to date, and the advice works.
+    recipe = result.message.split("run `")[1].split("`")[0]
+    subprocess.run(recipe, shell=True, cwd=repo, check=True, capture_output=True)
+    assert git(repo, "diff", "--cached", "--name-only") == ""  # nothing staged: index matches main again
+    assert git(repo, "diff", "--name-only") == "README.md"
+    assert git(repo, "ls-files", "--others") == "untracked.txt"
+    assert (repo / "feature.txt").read_text() == "new\n"
+    assert (repo / "README.md").read_text() == "# my local edit\n"
+
+
+def test_merge_when_the_main_worktree_is_on_another_branch(repo: Path, tmp_path: Path) -> None:
+    forge = LocalForge(repo)
+    pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
+    git(repo, "switch", "-q", "-c", "elsewhere")
+    result = LocalForge(repo, default_branch="main").merge(pr)
+    assert result.outcome is MergeOutcome.merged
+    assert git(repo, "rev-parse", "main") == result.merge_sha
+    assert git(repo, "branch", "--show-current") == "elsewhere"
+    assert not (repo / "feature.txt").exists()
+
+
+@pytest.mark.parametrize("dirty", [False, True], ids=["clean-main", "dirty-main"])
+def test_conflict_is_not_mergeable_and_leaves_nothing_behind(
+    repo: Path, tmp_path: Path, _isolated: Path, dirty: bool
+) -> None:
+    forge = LocalForge(repo)
+    pr = open_change(forge, tmp_path, {"app.py": "print('from the branch')\n"})
+    tip = commit(repo, {"app.py": "print('from main')\n"}, "main changes the same line")
+    if dirty:
+        (repo / "README.md").write_text("# my local edit\n")
+    status_before = git(repo, "status", "--porcelain")
+
+    result = forge.merge(pr)
+    assert result.outcome is MergeOutcome.not_mergeable
+    assert "app.py" in result.message
+    assert git(repo, "rev-parse", "main") == tip
+    assert not (repo / ".git" / "MERGE_HEAD").exists()
+    assert git(repo, "status", "--porcelain") == status_before
+    assert (repo / "app.py").read_text() == "print('from main')\n"
+    assert worktree_count(repo) == 2
+    assert list(_isolated.iterdir()) == []
+    record = get_pull_request_record(repo, pr.number)
+    assert record is not None and record.state is PullRequestState.open
+
+
+def test_head_changed_since_validation(repo: Path, tmp_path: Path) -> None:
+    forge = LocalForge(repo)
+    validated = open_change(forge, tmp_path, {"feature.txt": "v1\n"})
+    before = git(repo, "rev-parse", "main")
+    (tmp_path / "ws-feature" / "feature.txt").write_text("v2\n")
+    forge.publish_branch(tmp_path / "ws-feature", "feature", "v2")
+
+    result = forge.merge(validated)
+    assert result.outcome is MergeOutcome.head_changed
+    assert validated.head_sha[:12] in result.message
+    assert git(repo, "rev-parse", "main") == before
+
+    current = forge.find_pull_request("feature")
+    assert current is not None and current.head_sha != validated.head_sha
+    assert forge.merge(current).outcome is MergeOutcome.merged
+    assert git(repo, "show", "main:feature.txt") == "v2"
+
+
+def test_merged_by_hand_counts_as_already_merged(repo: Path, tmp_path: Path) -> None:
+    forge = LocalForge(repo)
+    pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
+    git(repo, "merge", "-q", "--no-ff", "-m", "merged by a person", "feature")
+    by_hand = git(repo, "rev-parse", "HEAD")
+    result = forge.merge(pr)
+    assert (result.outcome, result.merge_sha) == (MergeOutcome.already_merged, by_hand)
+    record = get_pull_request_record(repo, pr.number)
+    assert record is not None and (record.state, record.merge_sha) == (PullRequestState.merged, by_hand)
+
+
+def test_squash_merge(repo: Path, tmp_path: Path) -> None:
+    forge = LocalForge(repo)
+    before = git(repo, "rev-parse", "main")
+    pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
+    result = forge.merge(pr, method="squash")
+    assert result.outcome is MergeOutcome.merged
+    assert git(repo, "log", "-1", "--format=%P", "main") == before
+    assert git(repo, "show", "main:feature.txt") == "new"
+    assert forge.merge(pr, method="squash").outcome is MergeOutcome.already_merged
+
+
+def test_rebase_is_refused_and_closed_is_reported(repo: Path, tmp_path: Path) -> None:
+    forge = LocalForge(repo)
+    pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
+    with pytest.raises(ForgeError, match="not a rebase"):
+        forge.merge(pr, method="rebase")
+    forge.close_pull_request(pr, "no longer wanted")
+    assert forge.merge(pr).outcome is MergeOutcome.closed
+
+
+def test_merge_in_a_bare_repository(tmp_path: Path, repo: Path) -> None:
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    forge = LocalForge(bare)
+    assert forge.default_branch() == "main"
+    pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
+    result = forge.merge(pr)
+    assert result.outcome is MergeOutcome.merged
+    assert git(bare, "rev-parse", "main") == result.merge_sha
+    assert git(bare, "show", "main:feature.txt") == "new"
+    assert worktree_count(bare) == 2  # the bare entry and the PR's workspace
+
+
+def test_branch_deleted_before_merge(repo: Path, tmp_path: Path) -> None:
+    forge = LocalForge(repo)
+    pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
+    forge.delete_branch("feature")
+    result = forge.merge(pr)
+    assert result.outcome is MergeOutcome.not_mergeable
+    assert "no longer exists" in result.message
+    # The pull ref keeps the head commit alive, as GitHub keeps a PR's commits.
+    assert git(repo, "rev-parse", "refs/spec2ship/pull/1/head") == pr.head_sha
+
+
+@pytest.mark.parametrize("method", ["merge", "squash"])
+def test_merge_that_landed_before_the_record_was_written(repo: Path, tmp_path: Path, method: str) -> None:
+    """A worker that died between moving the branch and writing the record: the retry finds the merge."""
+    forge = LocalForge(repo)
+    pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
+    result = forge.merge(pr, method="squash" if method == "squash" else "merge")
+    record_file = forge.common_dir / "spec2ship" / "pulls" / "1.json"
+    record = json.loads(record_file.read_text())
+    record.update(state="open", merge_sha=None, merged_at=None)
+    record_file.write_text(json.dumps(record))
+
+    again = forge.merge(pr, method="squash" if method == "squash" else "merge")
+    assert (again.outcome, again.merge_sha) == (MergeOutcome.already_merged, result.merge_sha)
+    assert git(repo, "rev-parse", "main") == result.merge_sha
+    stored = get_pull_request_record(repo, 1)
+    assert stored is not None and (stored.state, stored.merge_sha) == (PullRequestState.merged, result.merge_sha)
