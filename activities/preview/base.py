@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from pydantic import BaseModel, Field
@@ -21,13 +22,18 @@ class PreviewRequest(BaseModel):
     output_cap_bytes: int = 8000
 
 
+# Called with a progress line while the backend waits; the activity passes `activity.heartbeat`, which is
+# also how Temporal delivers cancellation to it.
+Heartbeat = Callable[[str], object]
+
+
 class PreviewBackend(Protocol):
     """One backend per kind of environment. `run` must tear down in every case, including
     cancellation; `reap` removes what a crashed predecessor left behind."""
 
     name: str
 
-    async def run(self, request: PreviewRequest, heartbeat: object) -> PreviewEvidence: ...
+    async def run(self, request: PreviewRequest, heartbeat: Heartbeat) -> PreviewEvidence: ...
 
     def reap(self) -> list[str]:
         """Clean up leftovers of earlier processes; returns what it removed, for the log."""
