@@ -1,0 +1,20 @@
+"""OpenTelemetry set-up, GenAI spans and metrics, and the per-call cost ledger."""
+
+from activities.telemetry.genai import model_call_span, observed_complete, tool_call_span
+from activities.telemetry.setup import Telemetry, setup_telemetry, temporal_tracing_interceptor
+from activities.telemetry.usage_log import GroupBy, UsageRecord, UsageRow, aggregate, append_usage, read_usage
+
+__all__ = [
+    "GroupBy",
+    "Telemetry",
+    "UsageRecord",
+    "UsageRow",
+    "aggregate",
+    "append_usage",
+    "model_call_span",
+    "observed_complete",
+    "read_usage",
+    "setup_telemetry",
+    "temporal_tracing_interceptor",
+    "tool_call_span",
+]

@@ -1,0 +1,220 @@
+"""A local OpenAI-compatible chat completions server that plays a script of turns and failures.
+
+It stands in for a paid or remote model. Every success body it serves is validated against the
+official `openai` package's `ChatCompletion` type before it leaves, and the contract test drives the
+official client against every kind of answer (tool_calls, usage, errors, 429 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Literal
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    503: "server_error",
+}
+
+
+class ScriptedToolCall(BaseModel):
+    name: str
+    arguments: dict[str, Any] | str = Field(default_factory=dict, description="A str is sent verbatim (malformed).")
+    id: str | None = None
+
+
+class Reply(BaseModel):
+    kind: Literal["reply"] = "reply"
+    content: str | None = ""
+    tool_calls: list[ScriptedToolCall] = Field(default_factory=list)
+    input_tokens: int = 11
+    output_tokens: int = 7
+    model: str | None = None
+    finish_reason: str | None = None
+
+
+class Fail(BaseModel):
+    kind: Literal["fail"] = "fail"
+    status: int
+    message: str = "scripted failure"
+    error_type: str | None = None
+    code: str | None = None
+    retry_after: str | None = None
+
+
+class Stall(BaseModel):
+    """Hold the request open for `seconds`, then answer `then` (tests that a client gives up in time)."""
+
+    kind: Literal["stall"] = "stall"
+    seconds: float
+    then: Reply = Field(default_factory=Reply)
+
+
+class Garbage(BaseModel):
+    """A 200 answer that is not a chat completion: a misconfigured base_url."""
+
+    kind: Literal["garbage"] = "garbage"
+    body: str = "<html>not an API</html>"
+
+
+Step = Reply | Fail | Stall | Garbage
+
+
+class ReceivedRequest(BaseModel):
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class ServerThread:
+    """Runs an ASGI app with uvicorn on 127.0.0.1 and a free port, in a daemon thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"double-{self.port}")
+
+    def _serve(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._sock]))
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the test double on port {self.port} did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+class OpenAIDouble:
+    """`with OpenAIDouble() as server:` then `server.script(...)`; point clients at `server.base_url`."""
+
+    def __init__(self, *, api_key: str | None = "test-key", steps: Iterable[Step] = ()) -> None:
+        self.api_key = api_key
+        self.requests: list[ReceivedRequest] = []
+        self._steps: deque[Step] = deque(steps)
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = ServerThread(self._app())
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._thread.port}/v1"
+
+    def script(self, *steps: Step) -> None:
+        with self._lock:
+            self._steps = deque(steps)
+            self.requests.clear()
+
+    def __enter__(self) -> OpenAIDouble:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stopping.set()
+        self._thread.stop()
+
+    def _next(self) -> Step | None:
+        with self._lock:
+            return self._steps.popleft() if self._steps else None
+
+    def _app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat_completions(request: Request) -> Response:
+            body = await request.json()
+            with self._lock:
+                self.requests.append(ReceivedRequest(path=request.url.path, headers=dict(request.headers), body=body))
+            if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
+                return error_response(Fail(status=401, message="Incorrect API key provided.",
+                                           code="invalid_api_key"))
+            step = self._next()
+            if step is None:
+                return error_response(Fail(status=500, message="the test double's script is exhausted"))
+            if isinstance(step, Stall):
+                deadline = time.monotonic() + step.seconds
+                while time.monotonic() < deadline and not self._stopping.is_set():
+                    await asyncio.sleep(0.02)
+                step = step.then
+            if isinstance(step, Fail):
+                return error_response(step)
+            if isinstance(step, Garbage):
+                return Response(step.body, media_type="text/html")
+            return JSONResponse(completion_body(step, body.get("model", "unknown")))
+
+        return app
+
+
+def completion_body(reply: Reply, requested_model: str) -> dict[str, Any]:
+    """A chat.completion object; validated with the official package's type before it is served."""
+    from openai.types.chat import ChatCompletion
+
+    tool_calls = [
+        {
+            "id": call.id or f"call_{uuid.uuid4().hex[:12]}",
+            "type": "function",
+            "function": {
+                "name": call.name,
+                "arguments": call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments),
+            },
+        }
+        for call in reply.tool_calls
+    ]
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    body = {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": reply.model or requested_model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": reply.finish_reason or ("tool_calls" if tool_calls else "stop"),
+        }],
+        "usage": {
+            "prompt_tokens": reply.input_tokens,
+            "completion_tokens": reply.output_tokens,
+            "total_tokens": reply.input_tokens + reply.output_tokens,
+        },
+    }
+    ChatCompletion.model_validate(body)
+    return body
+
+
+def error_response(fail: Fail) -> JSONResponse:
+    headers = {"retry-after": fail.retry_after} if fail.retry_after is not None else None
+    payload = {"error": {"message": fail.message, "type": fail.error_type or _ERROR_TYPES.get(fail.status, "error"),
+                         "param": None, "code": fail.code}}
+    return JSONResponse(payload, status_code=fail.status, headers=headers)
