@@ -1,0 +1,178 @@
+"""The factory's two activities: which issues are ready (GitHub), and starting their runs (Temporal).
+
+Starting is bounded per repository by the runs already in flight there, counted in Temporal's
+visibility (`WorkflowType='SpecToShip' AND ExecutionStatus='Running' AND WorkflowId STARTS_WITH
+'spec2ship/<owner>/<repo>/'`), so runs started by the webhook count too. Each issue's run has its
+deterministic workflow id, so an issue whose run is open or already finished is skipped, never
+started twice; a finished run is not restarted by the schedule (a person can, by labelling again).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any, Protocol
+
+import requests
+from github import GithubException
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.config import task_queue
+from activities.factory.models import (
+    FactoryReport,
+    ListReadyIssuesInput,
+    ReadyIssue,
+    ReadyIssues,
+    RepoProblem,
+    SkippedIssue,
+    StartedRun,
+    StartSpecRunsInput,
+)
+from activities.forge.base import ForgeError, ForgeKind, RepoRef, SpecSource
+from activities.forge.github_auth import GitHubAuth, forge_error
+from workflows.api import SPEC_TO_SHIP, SpecToShipInput, spec_to_ship_id
+
+
+class IssueSource(Protocol):
+    def ready_issues(self, repo: str, label: str) -> list[ReadyIssue]:
+        """Open issues (not pull requests) with `label`, oldest first. Raises ForgeError."""
+        ...
+
+
+class GitHubIssues:
+    """`IssueSource` over the GitHub REST API (PyGithub), with the project's GitHub credentials.
+
+    The credentials are read on first use, so a worker without GitHub configured still starts.
+    """
+
+    def __init__(self, auth: GitHubAuth | None = None) -> None:
+        self._auth = auth
+        self._lock = threading.Lock()
+
+    def _credentials(self) -> GitHubAuth:
+        with self._lock:
+            if self._auth is None:
+                self._auth = GitHubAuth.from_env()
+            return self._auth
+
+    def ready_issues(self, repo: str, label: str) -> list[ReadyIssue]:
+        auth = self._credentials()
+        installation = auth.installation_for(repo) if auth.is_app else None
+        try:
+            with auth.client(installation) as github:
+                found = github.get_repo(repo).get_issues(state="open", labels=[label], sort="created", direction="asc")
+                # The issues API lists pull requests too. Tell them apart by `html_url` (/pull/ vs /issues/),
+                # which the listing carries: PyGithub would fetch each issue again to learn `pull_request`.
+                return [
+                    ReadyIssue(repo=repo, number=issue.number, title=issue.title, installation_id=installation)
+                    for issue in found
+                    if "/pull/" not in issue.html_url
+                ]
+        except (GithubException, requests.RequestException) as error:
+            raise forge_error(error, f"listing open issues labelled {label!r}", repo, auth.secrets()) from None
+
+
+def _by_repo(issues: Iterable[ReadyIssue]) -> dict[str, list[ReadyIssue]]:
+    grouped: dict[str, list[ReadyIssue]] = {}
+    for issue in issues:
+        grouped.setdefault(issue.repo, []).append(issue)
+    return grouped
+
+
+def in_flight_query(repo: str) -> str:
+    """Visibility query for the open SpecToShip runs of `owner/name` (a validated RepoName, so no quoting
+    is needed); the prefix is that of `workflows.api.spec_to_ship_id` for GitHub issues."""
+    return f"WorkflowType='{SPEC_TO_SHIP}' AND ExecutionStatus='Running' AND WorkflowId STARTS_WITH 'spec2ship/{repo}/'"
+
+
+class FactoryActivities:
+    """`queue` is where runs start unless the factory run names another (the worker's CPU queue)."""
+
+    def __init__(self, client: Client, queue: str | None = None, issues: IssueSource | None = None) -> None:
+        self._client = client
+        self._queue = queue
+        self._issues = issues or GitHubIssues()
+
+    def all(self) -> list[Callable[..., Any]]:
+        """The bound activities, for `Worker(activities=...)` (list_ready_issues needs an activity_executor)."""
+        return [self.list_ready_issues, self.start_spec_runs]
+
+    @activity.defn(name="list_ready_issues")
+    def list_ready_issues(self, request: ListReadyIssuesInput) -> ReadyIssues:
+        """Retryable GitHub failures (rate limits, 5xx) fail the activity so Temporal retries it; a
+        repository that cannot be read at all is reported and the others go on."""
+        ready = ReadyIssues()
+        for repo in request.repos:
+            try:
+                ready.issues += self._issues.ready_issues(repo, request.label)
+            except ForgeError as error:
+                if error.retryable:
+                    wait = timedelta(seconds=error.retry_after_s) if error.retry_after_s else None
+                    raise ApplicationError(str(error), type="ForgeError", next_retry_delay=wait) from error
+                ready.problems.append(RepoProblem(repo=repo, reason=str(error)))
+        return ready
+
+    @activity.defn(name="start_spec_runs")
+    async def start_spec_runs(self, request: StartSpecRunsInput) -> FactoryReport:
+        """Start at most `max_in_flight` minus what is already running, per repository, oldest issue first."""
+        report = FactoryReport()
+        queue = request.task_queue or self._queue or task_queue()
+        for repo, issues in _by_repo(request.issues).items():
+            running = (await self._client.count_workflows(in_flight_query(repo))).count
+            slots = max(0, request.max_in_flight - running)
+            for issue in issues:
+                workflow_id = spec_to_ship_id(RepoRef(kind=ForgeKind.github, location=repo), "", issue.number)
+                known = await self._status(workflow_id)
+                if known is not None:
+                    state = "is open" if known is WorkflowExecutionStatus.RUNNING else known.name.lower()
+                    reason = f"its run {state}: {workflow_id}"
+                    report.skipped.append(SkippedIssue(repo=repo, issue=issue.number, reason=reason))
+                    continue
+                if slots == 0:
+                    reason = f"{request.max_in_flight} run(s) already in flight in {repo}; next schedule"
+                    report.skipped.append(SkippedIssue(repo=repo, issue=issue.number, reason=reason))
+                    continue
+                if await self._start(workflow_id, issue, request.requested_by, queue):
+                    report.started.append(StartedRun(repo=repo, issue=issue.number, workflow_id=workflow_id))
+                    slots -= 1
+                else:
+                    reason = f"a run was started meanwhile: {workflow_id}"
+                    report.skipped.append(SkippedIssue(repo=repo, issue=issue.number, reason=reason))
+        activity.logger.info("factory: started %d, skipped %d", len(report.started), len(report.skipped))
+        return report
+
+    async def _status(self, workflow_id: str) -> WorkflowExecutionStatus | None:
+        """The status of the latest run with this id, or None when there never was one."""
+        try:
+            description = await self._client.get_workflow_handle(workflow_id).describe()
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        return description.status
+
+    async def _start(self, workflow_id: str, issue: ReadyIssue, requested_by: str, queue: str) -> bool:
+        repo = RepoRef(kind=ForgeKind.github, location=issue.repo, installation_id=issue.installation_id)
+        run_input = SpecToShipInput(
+            repo=repo,
+            spec=SpecSource(kind="issue", issue_number=issue.number),
+            requested_by=requested_by,
+            issue_number=issue.number,
+        )
+        try:
+            await self._client.start_workflow(
+                SPEC_TO_SHIP,
+                run_input,
+                id=workflow_id,
+                task_queue=queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        return True

@@ -1,0 +1,209 @@
+"""`spec2ship schedule ...`: scheduled factory runs as Temporal Schedules.
+
+`create factory` makes a Schedule that starts a `FactoryRun` every interval (overlaps skipped: a slow
+pass is never joined by the next); `list`, `pause`, `unpause`, `trigger` and `delete` manage it.
+Temporal comes from TEMPORAL_ADDRESS & co. (activities/config.py). Exit codes: 0 done, 1 Temporal
+refused (no such schedule, already exists, unreachable), 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleListDescription,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.config import TemporalSettings, task_queue
+from activities.factory.models import DEFAULT_LABEL, DEFAULT_MAX_IN_FLIGHT, FactoryRunInput
+from workers.temporal_client import connect
+from workflows.api import FACTORY_RUN
+
+__all__ = ["parse_interval", "schedule_app"]
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+DEFAULT_SCHEDULE_ID = "spec2ship-factory"
+
+_UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_INTERVAL = re.compile(r"(?:\d+[dhms])+")
+
+T = TypeVar("T")
+
+schedule_app = typer.Typer(
+    name="schedule",
+    help="Scheduled factory runs: start runs for labelled issues every so often.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+create_app = typer.Typer(help="Create a schedule.", no_args_is_help=True)
+schedule_app.add_typer(create_app, name="create")
+
+
+class IntervalError(ValueError):
+    """An `--every` value that is not a positive duration such as 15m, 1h30m or 2d."""
+
+
+def parse_interval(text: str) -> timedelta:
+    """`15m`, `1h30m`, `90s`, `2d` -> timedelta; raises IntervalError with what to write instead."""
+    compact = text.strip().lower()
+    if not _INTERVAL.fullmatch(compact):
+        raise IntervalError(f"--every {text!r} is not a duration: write it like 15m, 1h, 1h30m or 2d")
+    seconds = sum(int(amount) * _UNITS[unit] for amount, unit in re.findall(r"(\d+)([dhms])", compact))
+    if seconds <= 0:
+        raise IntervalError(f"--every {text!r} must be longer than zero: write it like 15m")
+    return timedelta(seconds=seconds)
+
+
+def format_interval(interval: timedelta) -> str:
+    seconds = int(interval.total_seconds())
+    parts = []
+    for unit, size in _UNITS.items():
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"spec2ship schedule: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _run(work: Callable[[Client], Awaitable[T]]) -> T:
+    """Connect, do the work, and turn Temporal's refusals into one-line errors."""
+    settings = TemporalSettings.from_env()
+
+    async def main() -> T:
+        try:
+            client = await connect(settings)
+        except RuntimeError as error:
+            raise _fail(f"cannot connect to Temporal at {settings.address}: {error}", EXIT_REFUSED) from None
+        return await work(client)
+
+    try:
+        return asyncio.run(main())
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            raise _fail(f"no such schedule ({error.message}); see `spec2ship schedule list`", EXIT_REFUSED) from None
+        raise _fail(f"Temporal refused: {error.status.name}: {error.message}", EXIT_REFUSED) from None
+
+
+@create_app.command("factory")
+def create_factory(
+    repo: Annotated[list[str], typer.Option("--repo", help="OWNER/REPO; repeat, or separate with commas.")],
+    every: Annotated[str, typer.Option("--every", help="Interval, e.g. 15m, 1h, 1h30m, 2d.")],
+    label: Annotated[str, typer.Option(help="Open issues with this label are started.")] = DEFAULT_LABEL,
+    max_in_flight: Annotated[int, typer.Option(help="Open runs allowed per repository.")] = DEFAULT_MAX_IN_FLIGHT,
+    schedule_id: Annotated[str, typer.Option("--id", help="Schedule id.")] = DEFAULT_SCHEDULE_ID,
+    queue: Annotated[str | None, typer.Option("--task-queue", help="Task queue (default: the worker's).")] = None,
+) -> None:
+    """Start a FactoryRun every --every: issues labelled --label in each --repo get runs, a few at a time."""
+    try:
+        interval = parse_interval(every)
+    except IntervalError as error:
+        raise _fail(str(error), EXIT_USAGE) from None
+    repos = [name.strip() for value in repo for name in value.split(",") if name.strip()]
+    try:
+        request = FactoryRunInput(repos=repos, label=label, max_in_flight=max_in_flight, task_queue=queue)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise _fail(f"bad factory settings: {problems} (repos are OWNER/REPO)", EXIT_USAGE) from None
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            FACTORY_RUN, request, id=f"{schedule_id}-run", task_queue=queue or task_queue()
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note=f"factory for {', '.join(repos)}, label {label!r}"),
+    )
+
+    async def create(client: Client) -> None:
+        try:
+            await client.create_schedule(schedule_id, schedule)
+        except ScheduleAlreadyRunningError:
+            raise _fail(
+                f"schedule {schedule_id} already exists: delete it first, or pick another --id", EXIT_REFUSED
+            ) from None
+
+    _run(create)
+    typer.echo(f"created schedule {schedule_id}: FactoryRun every {format_interval(interval)} for {', '.join(repos)}")
+
+
+def _row(entry: ScheduleListDescription) -> str:
+    # Visibility may list a schedule before it has its details: show what is known.
+    listed, info = entry.schedule, entry.info
+    state = ("paused" if listed.state.paused else "active") if listed else "-"
+    intervals = ",".join(f"every {format_interval(i.every)}" for i in listed.spec.intervals) if listed else ""
+    upcoming = info.next_action_times[0].isoformat(timespec="seconds") if info and info.next_action_times else "-"
+    note = (listed.state.note or "") if listed else ""
+    return f"{entry.id}\t{state}\t{intervals or '-'}\tnext {upcoming}\t{note}"
+
+
+@schedule_app.command("list")
+def list_schedules() -> None:
+    """One line per schedule: id, state, interval, next run, note."""
+
+    async def rows(client: Client) -> list[str]:
+        lines = []
+        async for entry in await client.list_schedules():
+            lines.append(_row(entry))
+        return lines
+
+    found = _run(rows)
+    for line in found:
+        typer.echo(line)
+    if not found:
+        typer.echo("no schedules; create one with `spec2ship schedule create factory --repo OWNER/REPO --every 15m`")
+
+
+@schedule_app.command("pause")
+def pause(
+    schedule_id: Annotated[str, typer.Argument(metavar="ID")],
+    note: Annotated[str | None, typer.Option(help="Why; shown in `list` and the Temporal UI.")] = None,
+) -> None:
+    """Stop starting factory runs until `unpause`."""
+    _run(lambda client: client.get_schedule_handle(schedule_id).pause(note=note or "paused with spec2ship schedule"))
+    typer.echo(f"paused {schedule_id}")
+
+
+@schedule_app.command("unpause")
+def unpause(
+    schedule_id: Annotated[str, typer.Argument(metavar="ID")],
+    note: Annotated[str | None, typer.Option(help="Why; shown in `list` and the Temporal UI.")] = None,
+) -> None:
+    """Resume a paused schedule."""
+    _run(
+        lambda client: client.get_schedule_handle(schedule_id).unpause(note=note or "unpaused with spec2ship schedule")
+    )
+    typer.echo(f"unpaused {schedule_id}")
+
+
+@schedule_app.command("trigger")
+def trigger(schedule_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Start one factory run now (also while paused)."""
+    _run(lambda client: client.get_schedule_handle(schedule_id).trigger())
+    typer.echo(f"triggered {schedule_id}")
+
+
+@schedule_app.command("delete")
+def delete(schedule_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Remove the schedule; runs it already started go on."""
+    _run(lambda client: client.get_schedule_handle(schedule_id).delete())
+    typer.echo(f"deleted {schedule_id}")

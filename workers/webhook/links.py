@@ -1,0 +1,42 @@
+"""Which issue's run owns a pull request, a branch or a CI result.
+
+The choice: read it from what the run itself wrote, with no lookup. A run's branch is named
+`spec2ship/issue-<n>-<slug>` and its PR body says `Closes #<n>` (GitHub's closing keyword, which also
+closes the issue on merge). Branch names arrive with pull_request, check_suite and workflow_run
+events; comments on a PR carry only the PR's body, hence both. A lookup in Temporal visibility would
+need a PR-number search attribute and would lag behind the PR by the visibility delay; the names
+need neither. A comment on a PR is trusted to its body alone (the commenter has write permission, so
+could as well comment on the issue). Otherwise only branches under `spec2ship/` count, so a person's
+PR that happens to close a spec's issue never steers the spec's run.
+"""
+
+from __future__ import annotations
+
+import re
+
+BRANCH_PREFIX = "spec2ship/"
+
+_BRANCH = re.compile(r"\Aspec2ship/issue-(?P<number>\d+)(?:-|\Z)")
+# GitHub's closing keywords, case-insensitive, with `#N` in the same repository.
+_CLOSES = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+#(?P<number>\d+)\b", re.IGNORECASE)
+
+
+def issue_from_branch(branch: str | None) -> int | None:
+    match = _BRANCH.match(branch or "")
+    return int(match["number"]) if match else None
+
+
+def issue_from_body(body: str | None) -> int | None:
+    """The issue a PR body closes (the first one named), if any."""
+    match = _CLOSES.search(body or "")
+    return int(match["number"]) if match else None
+
+
+def issue_for_pull_request(branch: str | None, body: str | None) -> int | None:
+    """The issue whose run opened this PR: from the branch, else from `Closes #N` when the branch is ours."""
+    from_branch = issue_from_branch(branch)
+    if from_branch is not None:
+        return from_branch
+    if branch is not None and branch.startswith(BRANCH_PREFIX):
+        return issue_from_body(body)
+    return None
