@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -38,6 +39,12 @@ log = logging.getLogger("spec2ship.worker")
 WORKFLOWS: list[type] = [SpecToShip, AgentRun, ServiceLedger, TeamBudget]
 
 
+def activity_methods(holder: object) -> list[Callable[..., Any]]:
+    """The bound methods of `holder` that are Temporal activities."""
+    methods = (getattr(holder, name) for name in dir(holder) if not name.startswith("_"))
+    return [method for method in methods if callable(method) and activity._Definition.from_callable(method)]
+
+
 def extra_workflows() -> list[type]:
     """Workflows that live in optional modules (factory runs) are registered when present."""
     found: list[type] = []
@@ -53,8 +60,7 @@ def extra_activities(client: Client, queue: str) -> list[Callable[..., Any]]:
     with contextlib.suppress(ImportError):
         from activities.factory.activities import FactoryActivities
 
-        factory = FactoryActivities(client, queue)
-        found.extend(factory.all())
+        found.extend(activity_methods(FactoryActivities(client, queue)))
     return found
 
 
@@ -77,7 +83,7 @@ def build_workers(
         log.info("removed %d preview(s) left by an earlier worker: %s", len(reaped), ", ".join(reaped))
     pool = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="spec2ship-activity")
     workspace = WorkspaceActivities(data, ws_queue, preview)
-    models = ModelActivities(cpu_queue=queue)
+    models = ModelActivities(cpu_queue=queue, data_dir=data)
     forge = ForgeActivities()
     gate = GateActivities()
     ledger = LedgerActivities(client, queue)

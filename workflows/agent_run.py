@@ -89,7 +89,7 @@ class AgentRunResult(BaseModel):
 
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1),
-    maximum_attempts=6, non_retryable_error_types=["auth", "bad_request", "config"],
+    maximum_attempts=6, non_retryable_error_types=["auth", "bad_request", "config", "bad_patch"],
 )
 TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3,
                          non_retryable_error_types=["WorkspaceLost"])

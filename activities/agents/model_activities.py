@@ -7,6 +7,7 @@ models, a GPU queue (`gpu-inference`) for models served by spec2ship's own GPU w
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -22,8 +23,10 @@ from activities.agents.base import (
     ProviderError,
     Role,
 )
+from activities.agents.registry import ConfigError, UnknownModelError, load_registry
 from activities.agents.resolve import is_builtin, resolve_provider
-from activities.config import task_queue
+from activities.config import data_dir, task_queue
+from activities.telemetry.genai import observed_complete
 
 
 class PlanAgentsInput(BaseModel):
@@ -44,9 +47,11 @@ class ModelActivities:
     """Holds the provider resolver (a test can hand in a fake one) and the shared CPU queue, where
     calls of remote and scripted models run."""
 
-    def __init__(self, resolver: object = resolve_provider, cpu_queue: str | None = None) -> None:
+    def __init__(self, resolver: object = resolve_provider, cpu_queue: str | None = None,
+                 data_dir: Path | None = None) -> None:
         self._resolve = resolver
         self._cpu_queue = cpu_queue or task_queue()
+        self._data_dir = data_dir
 
     @activity.defn(name="plan_agents")
     async def plan_agents(self, request: PlanAgentsInput) -> AgentPlan:
@@ -66,10 +71,6 @@ class ModelActivities:
         if is_builtin(model):
             return ModelChoice(role=role, model=model, task_queue=self._cpu_queue, reason="named in the run request")
         try:
-            from activities.agents.registry import load_registry
-        except ImportError as error:
-            raise ApplicationError(f"unknown model {model!r}", type="config", non_retryable=True) from error
-        try:
             entry = load_registry().get(model)
         except Exception as error:  # the registry's own errors name the key at fault
             raise ApplicationError(str(error), type="config", non_retryable=True) from error
@@ -87,7 +88,14 @@ class ModelActivities:
         activity.logger.info("model call %s for %s", request.model, request.attribution.role)
         try:
             provider: Provider = self._resolve(request.model)  # type: ignore[operator]
-            turn = await provider.complete(request)
+            entry = None if is_builtin(request.model) else load_registry().get(request.model)
+        except (ConfigError, UnknownModelError) as error:
+            raise ApplicationError(str(error), type="config", non_retryable=True) from error
+        try:
+            # Span, GenAI metrics, price and a usage record (for `spec2ship costs`) around the call.
+            return await observed_complete(
+                provider, request, request_model=entry.model if entry else None,
+                price=entry.price if entry else None, data_dir=self._data_dir or data_dir(),
+            )
         except ProviderError as error:
             raise provider_failure(error) from error
-        return turn

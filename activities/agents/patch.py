@@ -34,5 +34,9 @@ class PatchProvider:
                 tool_calls=[ToolCall(id=f"patch_{request.round}", name="apply_patch", arguments={"patch": patch})],
             )
         else:
+            result = next((m for m in reversed(request.messages) if m.role == "tool"), None)
+            if result is not None and not result.content.startswith("patch"):
+                # The governed apply_patch refused or failed: say so instead of claiming success.
+                raise ProviderError(f"{self.path.name}: {result.content}", retryable=False, error_type="bad_patch")
             message = Message(role="assistant", content=f"Applied {self.path.name}.")
         return ModelTurn(message=message, model=f"patch:{self.path.name}", provider=self.name)

@@ -164,10 +164,11 @@ BIG_FEATURE = _spec(
     """,
 )
 
+# Made against the greeter as the demo's first spec leaves it (greet by name merges first).
 SHOUT_PATCH = "".join(
     difflib.unified_diff(
-        APP_V1.splitlines(keepends=True),
-        APP_V1.replace('return "Hello, world"', 'return "HELLO, WORLD"').splitlines(keepends=True),
+        APP_V2.splitlines(keepends=True),
+        APP_V2.replace('"Hello, world"', '"HELLO, WORLD"').splitlines(keepends=True),
         "a/greeter/app.py",
         "b/greeter/app.py",
     )

@@ -1,0 +1,35 @@
+"""`spec2ship demo --json`, run as a user runs it, against the suite's dev server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_shows_every_outcome(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    env = dict(os.environ, TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+               SPEC2SHIP_TASK_QUEUE=f"demo-{tmp_path.name}")
+    spec2ship = Path(sys.executable).parent / "spec2ship"
+    done = subprocess.run([str(spec2ship), "demo", "--json", "--data-dir", str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    outcomes = {run["name"]: (run["summary"]["state"], run["summary"]["decision"]) for run in result["runs"]}
+    assert outcomes == {
+        "greet by name": ("merged", "merge"),
+        "document /hello": ("merged", "escalate"),
+        "shout (patch)": ("rejected", "reject"),
+        "API version": ("merged", "escalate"),
+        "rewrite in Rust": ("failed", None),
+    }
+    refused = next(run for run in result["runs"] if run["name"] == "rewrite in Rust")
+    assert refused["summary"]["reasons"][0].startswith("admission refused: team research")
+    assert any("below the bar" in line for line in result["trust_explanation"])
