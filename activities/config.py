@@ -69,3 +69,35 @@ def worker_id(base: Path | None = None) -> str:
 
 def workspace_queue(identity: str) -> str:
     return f"{task_queue()}-workspace-{identity}"
+
+
+DEFAULT_TEAM_TOKENS = 2_000_000
+
+
+def default_team_tokens() -> int | None:
+    """The token limit a team gets before anyone configures its budget ("no budget, no run" still holds).
+
+    SPEC2SHIP_DEFAULT_TEAM_TOKENS: a whole number per period, or `none` for no token cap.
+    """
+    raw = os.environ.get("SPEC2SHIP_DEFAULT_TEAM_TOKENS", "").strip().replace("_", "").replace(",", "")
+    if raw == "":
+        return DEFAULT_TEAM_TOKENS
+    if raw.lower() in {"none", "unlimited"}:
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"SPEC2SHIP_DEFAULT_TEAM_TOKENS={raw!r} is not a whole number of tokens or 'none'")
+    return int(raw)
+
+
+def default_team_usd() -> float | None:
+    """The USD limit a team gets by default; unset means no USD cap (SPEC2SHIP_DEFAULT_TEAM_USD)."""
+    raw = os.environ.get("SPEC2SHIP_DEFAULT_TEAM_USD", "").strip()
+    if raw == "" or raw.lower() in {"none", "unlimited"}:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"SPEC2SHIP_DEFAULT_TEAM_USD={raw!r} is not a number of dollars or 'none'") from None
+    if value < 0:
+        raise ValueError(f"SPEC2SHIP_DEFAULT_TEAM_USD={raw!r} is negative; give 0 or more, or 'none'")
+    return value
