@@ -79,7 +79,7 @@ class IssueText(BaseModel):
     url: str
     author: str
     labels: list[str]
-    open: bool
+    is_open: bool
 
 
 class GitError(ForgeError):
@@ -165,7 +165,7 @@ class GitHubForge:
                 url=issue.html_url,
                 author=issue.user.login if issue.user else "",
                 labels=[label.name for label in issue.labels],
-                open=issue.state == "open",
+                is_open=issue.state == "open",
             )
 
     def read_file(self, path: str, ref: str | None = None) -> str | None:
@@ -384,7 +384,7 @@ class GitHubForge:
                 if (
                     existing.user is not None
                     and existing.user.login == me
-                    and existing.body.startswith(EVIDENCE_MARKER)
+                    and (existing.body or "").startswith(EVIDENCE_MARKER)
                 ):
                     if existing.body != body:
                         existing.edit(body)

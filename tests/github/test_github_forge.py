@@ -7,6 +7,8 @@ comments, labels, statuses, branches in its bare repositories), not what the for
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -55,7 +57,7 @@ def test_reads_a_spec_from_an_issue_with_its_title(fake: FakeGitHub, forge: GitH
     assert name == f"{REPO}#{number}"
     assert issue.title == "Add a health endpoint"
     assert issue.labels == ["spec2ship"]
-    assert issue.open
+    assert issue.is_open
 
 
 def test_reads_a_spec_and_files_from_the_default_branch(forge: GitHubForge) -> None:
@@ -96,6 +98,25 @@ def test_clones_and_pushes_for_real_with_the_token_only_in_a_header(
     config = (workspace / ".git" / "config").read_text()
     assert token not in config
     assert f"url = {fake.url}/acme/shop.git" in config
+
+
+def test_the_git_endpoint_refuses_requests_without_a_token(fake: FakeGitHub, token: str, tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "GIT_TERMINAL_PROMPT": "0", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    anonymous = subprocess.run(
+        ["git", "ls-remote", f"{fake.url}/{REPO}.git"], env=env, capture_output=True, text=True, check=False
+    )
+    wrong = "Authorization: Basic " + base64.b64encode(b"x-access-token:ghp_wrong").decode()
+    forged = subprocess.run(
+        ["git", "-c", f"http.extraHeader={wrong}", "ls-remote", f"{fake.url}/{REPO}.git"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert anonymous.returncode != 0
+    assert forged.returncode != 0
+    assert {r.status for r in fake.calls("GET", r"/acme/shop\.git/info/refs$")} == {401}
 
 
 def test_prepare_workspace_resumes_a_branch_that_exists_on_github(
