@@ -10,7 +10,7 @@ import json
 import signal
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -126,11 +126,11 @@ def run(
     print_status(result, as_json)
 
 
-def _steer(update: str, workflow_id: str, reason: str, actor: str, decision: str | None = None) -> None:
+def _steer(update: str, workflow_id: str, reason: str, actor: str,
+           decision: Literal["merge", "reject"] | None = None) -> None:
     async def go() -> str:
         client = await client_or_fail()
-        return await steer(client, workflow_id, update, HumanAction(actor=actor, reason=reason,
-                                                                    decision=decision))  # type: ignore[arg-type]
+        return await steer(client, workflow_id, update, HumanAction(actor=actor, reason=reason, decision=decision))
 
     typer.echo(run_async(go()))
 
@@ -165,9 +165,12 @@ def override(
     actor: AsOpt = "cli",
 ) -> None:
     """Decide against the gate (merge or reject), with a reason."""
-    if decision not in {"merge", "reject"}:
+    if decision == "merge":
+        _steer(OVERRIDE, workflow_id, reason, actor, "merge")
+    elif decision == "reject":
+        _steer(OVERRIDE, workflow_id, reason, actor, "reject")
+    else:
         fail(f"--decision {decision!r}: use merge or reject", code=2)
-    _steer(OVERRIDE, workflow_id, reason, actor, decision)
 
 
 @app.command()

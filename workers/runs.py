@@ -139,7 +139,7 @@ async def list_runs(client: Client, limit: int = 50) -> list[dict[str, object]]:
         rows.append({
             "workflow_id": execution.id,
             "status": execution.status.name.lower() if execution.status else "unknown",
-            "title": (await execution.memo()).get("title", "") if execution.memo else "",
+            "title": (await execution.memo()).get("title", ""),
             "stage": _first(attributes.get("Spec2shipStage")),
             "state": _first(attributes.get("Spec2shipState")),
             "decision": _first(attributes.get("Spec2shipDecision")),

@@ -3,6 +3,7 @@ merge, comment, close. Each picks the adapter by `RepoRef.kind` and is idempoten
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel
@@ -12,8 +13,8 @@ from temporalio.exceptions import ApplicationError
 from activities.forge.base import (
     STATUS_LABELS,
     CommitStatus,
+    Forge,
     ForgeError,
-    ForgeKind,
     MergeResult,
     PullRequest,
     RepoRef,
@@ -78,11 +79,16 @@ class CloseChangeInput(BaseModel):
     delete_branch: bool = False
 
 
-def _failure(error: ForgeError) -> ApplicationError:
-    return ApplicationError(str(error), type="ForgeError", non_retryable=not error.retryable)
+def forge_failure(error: ForgeError) -> ApplicationError:
+    """Map a forge error onto Temporal's retries, waiting as long as the forge asked (rate limits)."""
+    wait = getattr(error, "retry_after_s", None)
+    return ApplicationError(
+        str(error), type="ForgeError", non_retryable=not error.retryable,
+        next_retry_delay=timedelta(seconds=wait) if wait else None,
+    )
 
 
-def _forge(repo: RepoRef):  # type: ignore[no-untyped-def]
+def _forge(repo: RepoRef) -> Forge:
     from activities.forge.registry import forge_for
 
     return forge_for(repo)
@@ -96,7 +102,7 @@ class ForgeActivities:
             text, name = forge.read_spec(request.source)
             policy_text = forge.read_file(POLICY_PATH)
         except ForgeError as error:
-            raise _failure(error) from error
+            raise forge_failure(error) from error
         try:
             spec = parse_issue_body(text, None, name) if request.source.kind == "issue" else parse_spec(text, name)
         except SpecError as error:
@@ -113,14 +119,11 @@ class ForgeActivities:
     @activity.defn(name="open_pull_request")
     def open_pull_request(self, request: OpenPullRequestInput) -> PullRequest:
         try:
-            forge = _forge(request.repo)
-            if request.repo.kind is ForgeKind.github:
-                return forge.open_pull_request(  # type: ignore[no-any-return]
-                    request.branch, request.title, request.body, issue_number=request.issue_number
-                )
-            return forge.open_pull_request(request.branch, request.title, request.body)  # type: ignore[no-any-return]
+            return _forge(request.repo).open_pull_request(
+                request.branch, request.title, request.body, issue_number=request.issue_number
+            )
         except ForgeError as error:
-            raise _failure(error) from error
+            raise forge_failure(error) from error
 
     @activity.defn(name="publish_evidence")
     def publish_evidence(self, request: PublishEvidenceInput) -> None:
@@ -132,21 +135,21 @@ class ForgeActivities:
                 others = [label for label in STATUS_LABELS.values() if label != request.label]
                 forge.set_labels(request.issue_number, request.pr, [request.label], others)
         except ForgeError as error:
-            raise _failure(error) from error
+            raise forge_failure(error) from error
 
     @activity.defn(name="merge_pull_request")
     def merge_pull_request(self, request: MergeInput) -> MergeResult:
         try:
-            return _forge(request.repo).merge(request.pr, request.method)  # type: ignore[no-any-return]
+            return _forge(request.repo).merge(request.pr, request.method)
         except ForgeError as error:
-            raise _failure(error) from error
+            raise forge_failure(error) from error
 
     @activity.defn(name="notify")
     def notify(self, request: NotifyInput) -> None:
         try:
             _forge(request.repo).comment(request.pr, request.issue_number, request.body)
         except ForgeError as error:
-            raise _failure(error) from error
+            raise forge_failure(error) from error
 
     @activity.defn(name="close_change")
     def close_change(self, request: CloseChangeInput) -> None:
@@ -157,4 +160,4 @@ class ForgeActivities:
             if request.delete_branch:
                 forge.delete_branch(request.branch)
         except ForgeError as error:
-            raise _failure(error) from error
+            raise forge_failure(error) from error

@@ -123,8 +123,8 @@ class Forge(Protocol):
 
     def find_pull_request(self, branch: str) -> PullRequest | None: ...
 
-    def open_pull_request(self, branch: str, title: str, body: str) -> PullRequest:
-        """Open a PR for `branch`, or return the one already open for it."""
+    def open_pull_request(self, branch: str, title: str, body: str, issue_number: int | None = None) -> PullRequest:
+        """Open a PR for `branch`, or return the one already open for it; linked to the spec's issue if any."""
         ...
 
     def upsert_evidence(self, pr: PullRequest, markdown: str) -> None:

@@ -305,7 +305,7 @@ class LocalForge:
                     return self._as_pull_request(record)
         return self._as_pull_request(records[-1]) if records else None
 
-    def open_pull_request(self, branch: str, title: str, body: str, *, issue_number: int | None = None) -> PullRequest:
+    def open_pull_request(self, branch: str, title: str, body: str, issue_number: int | None = None) -> PullRequest:
         """Open a PR for `branch`, or return the open one; `issue_number` is only recorded (no issues here)."""
         self._check_branch(branch)
         base = self.default_branch()

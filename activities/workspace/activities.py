@@ -3,7 +3,6 @@ holds the working copy (see `activities.config.workspace_queue`)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import subprocess
 from pathlib import Path
@@ -13,6 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.evidence.models import CriterionResult, PreviewEvidence
+from activities.forge.activities import forge_failure
 from activities.forge.base import ForgeError, RepoRef
 from activities.preview.base import PreviewBackend, PreviewRequest
 from activities.review.checks import deterministic_checks
@@ -48,10 +48,6 @@ class PublishBranchInput(BaseModel):
 class PreviewInput(BaseModel):
     workspace: WorkspaceRef
     request: PreviewRequest
-
-
-def forge_failure(error: ForgeError) -> ApplicationError:
-    return ApplicationError(str(error), type="ForgeError", non_retryable=not error.retryable)
 
 
 def safe_name(text: str) -> str:
@@ -153,8 +149,3 @@ def _git(root: Path, *args: str) -> str:
         )
     return result.stdout
 
-
-async def heartbeat_while(task: asyncio.Task[object], every: float = 5.0) -> None:
-    while not task.done():
-        activity.heartbeat("working")
-        await asyncio.sleep(every)
