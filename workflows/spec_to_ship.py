@@ -55,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         WorkspaceDiff,
     )
     from activities.workspace.governance import RunLimits, default_grant
-    from activities.workspace.models import WorkspaceRef
+    from activities.workspace.models import ToolCallRecord, WorkspaceRef
     from specs.models import AutonomyLevel, Spec
     from workflows import prompts
     from workflows.agent_run import AgentRun, AgentRunInput, AgentRunResult, AgentStatus, BudgetLink
@@ -79,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
         TEAM_KEY,
         TIMELINE,
         TOKENS,
+        TOOL_CALLS,
         CheckSummary,
         ForgeEvent,
         HumanAction,
@@ -140,6 +141,7 @@ class SpecToShip:
         self._pr_closed: ForgeEvent | None = None
         self._reviews: list[ReviewResult] = []
         self._models: dict[str, str] = {}
+        self._tool_calls: list[ToolCallRecord] = []
         self._started = workflow.now()
 
     # --- queries -------------------------------------------------------------------------------
@@ -159,6 +161,11 @@ class SpecToShip:
     @workflow.query(name=TOKENS)
     def tokens(self) -> int:
         return self._status.tokens
+
+    @workflow.query(name=TOOL_CALLS)
+    def tool_calls(self) -> list[ToolCallRecord]:
+        """The audit record of every tool call of every agent in this run, in order."""
+        return self._tool_calls
 
     # --- people: updates (validated) and signals of the same names ------------------------------
 
@@ -512,7 +519,7 @@ class SpecToShip:
                     head_sha=head, config=spec.preview, criteria=executable)),
                 result_type=PreviewEvidence, task_queue=self._workspace.task_queue,
                 start_to_close_timeout=timedelta(seconds=_preview_budget(spec)),
-                heartbeat_timeout=timedelta(seconds=60), retry_policy=PREVIEW_RETRY,
+                heartbeat_timeout=timedelta(seconds=20), retry_policy=PREVIEW_RETRY,
                 summary=f"preview {head[:10]} and run {len(executable)} check(s)"))
             results.extend(preview.results)
         self._preview = preview
@@ -769,6 +776,7 @@ class SpecToShip:
             )
         except ChildWorkflowError as error:
             result = AgentRunResult(status=AgentStatus.failed, reason=str(error.cause or error))
+        self._tool_calls.extend(result.tool_calls)
         self._status.tokens += result.usage.total
         self._status.cost_usd = round(self._status.cost_usd + result.cost_usd, 6)
         self._timeline.append(StageRecord(stage=f"agent:{role.value}", started_at=started, ended_at=workflow.now(),

@@ -16,6 +16,7 @@ from activities.agents.base import AgentChoice
 from activities.budget.models import BudgetConfig
 from activities.forge.local import list_pull_requests
 from activities.ledger.models import RunState
+from activities.workspace.models import ToolCallRecord
 from workers.cli_budget import configure_budget
 from workers.sample.repo import APP_V1, build_sample
 from workflows.api import APPROVE, REJECT, REQUEST_CHANGES, HumanAction, RunStatus, StageRecord
@@ -55,6 +56,7 @@ async def test_l5_change_merges_with_evidence(dev_client: Client, task_queue: st
         handle = await start_run(dev_client, task_queue, paths["repo"], paths["greet-by-name.md"], agents)
         status = await handle.result()
         evidence = await handle.query("evidence", result_type=str)
+        audit = await handle.query("tool_calls", result_type=list[ToolCallRecord])
     assert status.state is RunState.merged, status.reasons
     assert {c.id: c.status.value for c in status.checks} == {
         "hello-by-name": "passed", "unit-tests": "passed", "friendly-fallback": "passed"}
@@ -63,6 +65,11 @@ async def test_l5_change_merges_with_evidence(dev_client: Client, task_queue: st
     assert pr.state == "merged"
     assert sum(1 for c in pr.comments if c.kind == "evidence") == 1
     assert "Decision: **merge** (L5)" in evidence and status.tokens > 0
+    assert [(r.role.value, r.tool, r.status.value) for r in audit][:4] == [
+        ("coder", "read_file", "ok"), ("coder", "write_file", "ok"), ("coder", "write_file", "ok"),
+        ("coder", "run_command", "ok")]
+    assert {r.role.value for r in audit} == {"coder", "reviewer", "validator"}
+    assert all(len(r.args_digest) == 16 for r in audit)
     assert not list((tmp_path / "data" / "workspaces").glob("*")), "workspace left behind"
 
 
