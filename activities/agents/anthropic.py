@@ -8,18 +8,13 @@ the agent loop sees one vocabulary.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from activities.agents.base import Message, ModelRequest, ModelTurn, ProviderError, ToolCall, Usage
-from activities.agents.http_retry import CallContext, RetryPolicy, Sleep, api_key_for, client_scope, send_with_retry
-from activities.agents.pricing import cost_usd
+from activities.agents.http_provider import HttpChatProvider
 from activities.agents.registry import ModelEntry
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -54,41 +49,21 @@ class _Message(BaseModel):
     usage: _Usage | None = None
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpChatProvider):
     name = "anthropic"
+    path = "/v1/messages"
 
-    def __init__(
-        self,
-        entry: ModelEntry,
-        *,
-        client: httpx.AsyncClient | None = None,
-        env: Mapping[str, str] | None = None,
-        sleep: Sleep | None = None,
-    ) -> None:
-        self.entry = entry
-        self._client = client
-        self._env = env
-        self._sleep = sleep
-
-    async def complete(self, request: ModelRequest) -> ModelTurn:
-        entry = self.entry
-        url = f"{entry.endpoint}/v1/messages"
-        context = CallContext(model_name=entry.name, provider=self.name, url=url, api_key_env=entry.api_key_env)
-        key = api_key_for(context, self._env if self._env is not None else os.environ)
+    def headers(self, key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if key:
             headers["x-api-key"] = key
-        policy = RetryPolicy(max_retries=entry.max_retries, deadline_s=entry.timeout_s)
-        started = time.monotonic()
-        async with client_scope(self._client) as client:
-            response = await send_with_retry(
-                client, "POST", url, json_body=build_body(entry.model, request), headers=headers,
-                policy=policy, context=context, secrets=(key,) if key else (), sleep=self._sleep or asyncio.sleep,
-            )
-        turn = parse_message(response, entry)
-        turn.duration_s = time.monotonic() - started
-        turn.cost_usd = cost_usd(turn.usage, entry.price)
-        return turn
+        return headers
+
+    def body(self, request: ModelRequest) -> dict[str, Any]:
+        return build_body(self.entry.model, request)
+
+    def parse(self, response: httpx.Response) -> ModelTurn:
+        return parse_message(response, self.entry)
 
 
 def build_body(remote_model: str, request: ModelRequest) -> dict[str, Any]:

@@ -6,19 +6,14 @@ temperature), so one adapter serves every server that speaks it.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import time
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from activities.agents.base import Message, ModelRequest, ModelTurn, ProviderError, ToolCall, ToolSpec, Usage
-from activities.agents.http_retry import CallContext, RetryPolicy, Sleep, api_key_for, client_scope, send_with_retry
-from activities.agents.pricing import cost_usd
+from activities.agents.http_provider import HttpChatProvider
 from activities.agents.registry import ModelEntry
 
 ERROR_FINISH_REASON = "error"
@@ -67,43 +62,23 @@ class _Completion(BaseModel):
     usage: _Usage | None = None
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(HttpChatProvider):
     """One chat completion per call, retried by http_retry; the key comes from `entry.api_key_env`."""
 
     name = "openai"
+    path = "/chat/completions"
 
-    def __init__(
-        self,
-        entry: ModelEntry,
-        *,
-        client: httpx.AsyncClient | None = None,
-        env: Mapping[str, str] | None = None,
-        sleep: Sleep | None = None,
-    ) -> None:
-        self.entry = entry
-        self._client = client
-        self._env = env
-        self._sleep = sleep
-
-    async def complete(self, request: ModelRequest) -> ModelTurn:
-        entry = self.entry
-        url = f"{entry.endpoint}/chat/completions"
-        context = CallContext(model_name=entry.name, provider=self.name, url=url, api_key_env=entry.api_key_env)
-        key = api_key_for(context, self._env if self._env is not None else os.environ)
+    def headers(self, key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         if key:
             headers["authorization"] = f"Bearer {key}"
-        policy = RetryPolicy(max_retries=entry.max_retries, deadline_s=entry.timeout_s)
-        started = time.monotonic()
-        async with client_scope(self._client) as client:
-            response = await send_with_retry(
-                client, "POST", url, json_body=build_body(entry.model, request), headers=headers,
-                policy=policy, context=context, secrets=(key,) if key else (), sleep=self._sleep or asyncio.sleep,
-            )
-        turn = parse_completion(response, entry)
-        turn.duration_s = time.monotonic() - started
-        turn.cost_usd = cost_usd(turn.usage, entry.price)
-        return turn
+        return headers
+
+    def body(self, request: ModelRequest) -> dict[str, Any]:
+        return build_body(self.entry.model, request)
+
+    def parse(self, response: httpx.Response) -> ModelTurn:
+        return parse_completion(response, self.entry)
 
 
 def build_body(remote_model: str, request: ModelRequest) -> dict[str, Any]:
