@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from activities.agents.base import Role, ToolCall
+from activities.agents.base import Attribution, Role, ToolCall
 from activities.forge.base import RepoRef
 from specs.models import Constraints
 
@@ -34,6 +34,9 @@ class ToolResult(BaseModel):
     output: str = Field(description="What the model sees: capped and redacted.")
     truncated: bool = False
     duration_s: float = 0.0
+    reverted: list[str] = Field(
+        default_factory=list, description="Paths the tool changed that it may not change, put back afterwards."
+    )
 
 
 class ToolCallRecord(BaseModel):
@@ -59,6 +62,12 @@ class ToolGrant(BaseModel):
     )
     command_deny: list[str] = Field(default_factory=list)
     max_calls_per_minute: int = 120
+    mcp_tools: list[str] = Field(
+        default_factory=list, description="MCP tools this role may call, as `mcp__<server>__<tool>`."
+    )
+    max_command_seconds: int = Field(
+        default=600, gt=0, description="Upper bound on a run_command timeout, whatever the agent asks for."
+    )
 
 
 class RunToolInput(BaseModel):
@@ -66,6 +75,9 @@ class RunToolInput(BaseModel):
     call: ToolCall
     grant: ToolGrant
     step: int
+    attribution: Attribution | None = Field(
+        default=None, description="Who the call is spent for, for its telemetry span; None: the role and run only."
+    )
 
 
 class DiffStat(BaseModel):
