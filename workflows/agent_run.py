@@ -87,6 +87,8 @@ class AgentRunResult(BaseModel):
     budget_exhausted: bool = False
 
 
+PATCH_COUNT_TOOL_DENIALS = "count-tool-denials"
+
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1),
     maximum_attempts=6, non_retryable_error_types=["auth", "bad_request", "config", "bad_patch"],
@@ -171,6 +173,14 @@ class AgentRun:
                 self._record(step, request, call, result.status, result.output.splitlines()[0][:200] if result.output
                              else "", verdict.path)
                 messages.append(_tool_message(call, result.output))
+                # Runs recorded before this patch did not count the tool's own refusals (a symlink onto a
+                # secret, a glob that expands onto one); new runs do, so such probing also ends the run.
+                if result.status is ToolStatus.denied and workflow.patched(PATCH_COUNT_TOOL_DENIALS):
+                    self._governor.denials += 1
+                    if self._governor.denials >= limits.max_denials:
+                        return finish(AgentStatus.stopped,
+                                      f"stopped after {self._governor.denials} denied tool calls (last: "
+                                      f"{result.output.splitlines()[0][:200] if result.output else call.name})")
         return finish(AgentStatus.stopped, f"step limit: {limits.max_steps} steps without finishing")
 
     async def _call_model(
