@@ -113,8 +113,13 @@ class Git:
         return Git(cwd, config=self.config, identity=self.identity, timeout_s=self.timeout_s)
 
     def as_bot(self) -> Git:
-        """The same settings, committing as the spec2ship bot whatever the user's own config says."""
-        return Git(self.cwd, config=self.config, identity=BOT_IDENTITY, timeout_s=self.timeout_s)
+        """The same settings, committing as the spec2ship bot whatever the user's own config says.
+
+        The bot never runs the repository's hooks or fsmonitor: in a workspace an agent has touched,
+        they would be code the agent could have planted, run with the worker's credentials.
+        """
+        config = {**self.config, "core.hooksPath": os.devnull, "core.fsmonitor": "false"}
+        return Git(self.cwd, config=config, identity=BOT_IDENTITY, timeout_s=self.timeout_s)
 
     def run(
         self,
