@@ -53,6 +53,22 @@ def task_queue() -> str:
     return os.environ.get("SPEC2SHIP_TASK_QUEUE", DEFAULT_TASK_QUEUE)
 
 
+# A model reference (`scripted:/abs/file.yaml`, `patch:FILE` or a registry name) per role, used when the
+# run names none and the registry offers none for that role.
+DEFAULT_MODEL_ENVS = {
+    "coder": "SPEC2SHIP_DEFAULT_CODER",
+    "reviewer": "SPEC2SHIP_DEFAULT_REVIEWER",
+    "validator": "SPEC2SHIP_DEFAULT_JUDGE",
+}
+
+
+def default_model(role: str) -> tuple[str, str] | None:
+    """The configured default model of `role` and the variable it came from, or None."""
+    name = DEFAULT_MODEL_ENVS.get(role)
+    value = os.environ.get(name, "").strip() if name else ""
+    return (value, name) if name and value else None
+
+
 def worker_id(base: Path | None = None) -> str:
     """A stable identity for this worker's workspace task queue.
 

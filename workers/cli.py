@@ -6,11 +6,12 @@ Every command turns bad input into a one-line message and a non-zero exit, never
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn, TypeVar
+from typing import Annotated, Literal, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +20,8 @@ from temporalio.client import Client
 
 from activities.agents.base import AgentChoice
 from activities.config import TemporalSettings, task_queue
+from activities.config import data_dir as default_data_dir
+from activities.telemetry.setup import process_telemetry
 from specs.parser import SpecError
 from workers.cli_budget import budget_app
 from workers.cli_costs import costs
@@ -26,6 +29,7 @@ from workers.cli_ledger import dora, incident, restored, revert, trust
 from workers.cli_schedule import schedule_app
 from workers.cli_spec import spec_app
 from workers.cli_webhook import webhook_app
+from workers.gpu_worker import gpu_worker
 from workers.runs import (
     RunCommandError,
     RunSummary,
@@ -50,6 +54,33 @@ for command in (costs, trust, dora, incident, revert, restored):
     app.command()(command)
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def traced(service_name: str, state: Callable[..., Path]) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Telemetry for a long-running command: set up once for the process with its data folder (from the
+    command's own arguments), flushed and shut down on exit, whatever the exit."""
+
+    def wrap(command: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(command)
+        def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            with process_telemetry(service_name, state(**kwargs)):
+                return command(*args, **kwargs)
+
+        return run
+
+    return wrap
+
+
+def _state_of(data_dir: Path = Path("."), **_: object) -> Path:
+    return (data_dir / ".spec2ship").resolve()
+
+
+def _env_state(**_: object) -> Path:
+    return default_data_dir()
+
+
+app.command("gpu-worker")(traced("spec2ship-gpu-worker", _env_state)(gpu_worker))
 err = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -99,6 +130,7 @@ def print_status(summary: RunSummary, as_json: bool) -> None:
 
 
 @app.command()
+@traced("spec2ship-cli", _env_state)
 def run(
     spec_file: Annotated[Path, typer.Argument(help="The spec (Markdown with YAML front matter).")],
     repo: Annotated[Path, typer.Option("--repo", help="The git repository the change is for.")],
@@ -208,10 +240,12 @@ DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="Where state is kep
 
 
 @app.command()
+@traced("spec2ship-up", _state_of)
 def up(data_dir: DataDirOpt = Path("."), port: int = 7233, ui_port: int = 8233) -> None:
-    """Start the embedded stack: Temporal dev server (with UI) and the workers, until Ctrl-C."""
+    """Start the embedded stack: Temporal dev server (with UI), the workers and a GPU-queue worker per
+    `hf-local` model of the registry, until Ctrl-C."""
     from workers.stack import StackError, temporal_server
-    from workers.worker import build_workers, run_workers
+    from workers.worker import build_inference_workers, build_workers, run_workers
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -223,8 +257,11 @@ def up(data_dir: DataDirOpt = Path("."), port: int = 7233, ui_port: int = 8233) 
                 where = f"http://localhost:{ui_port}" if started else "the existing server's UI"
                 Console().print(f"spec2ship is up: Temporal at {client.service_client.config.target_host}, "
                                 f"UI {where}; workers on queue {task_queue()}. Ctrl-C stops.")
-                workers = build_workers(client, data_dir=(data_dir / ".spec2ship").resolve())
-                await run_workers(workers, stop)
+                state = (data_dir / ".spec2ship").resolve()
+                inference, notes = await build_inference_workers(client, data_dir=state)
+                for note in notes:
+                    Console().print(note, highlight=False)
+                await run_workers([*build_workers(client, data_dir=state), *inference], stop)
         except StackError as error:
             raise RunCommandError(str(error)) from error
 
@@ -233,6 +270,7 @@ def up(data_dir: DataDirOpt = Path("."), port: int = 7233, ui_port: int = 8233) 
 
 
 @app.command()
+@traced("spec2ship-worker", _state_of)
 def worker(data_dir: DataDirOpt = Path(".")) -> None:
     """Run the CPU worker against TEMPORAL_ADDRESS until Ctrl-C / SIGTERM."""
     from workers.worker import build_workers, run_workers
@@ -250,6 +288,7 @@ def worker(data_dir: DataDirOpt = Path(".")) -> None:
 
 
 @app.command()
+@traced("spec2ship-demo", _state_of)
 def demo(as_json: JsonOpt = False, data_dir: DataDirOpt = Path(".")) -> None:
     """Run sample specs through the real pipeline: merged, escalated-then-approved, rejected, and more."""
     from workers.demo import DemoError, print_demo, run_demo

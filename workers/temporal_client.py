@@ -6,15 +6,21 @@ import shutil
 import sys
 from pathlib import Path
 
-from temporalio.client import Client, TLSConfig
+from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.config import TemporalSettings
 
 
 async def connect(settings: TemporalSettings | None = None, *, interceptors: list | None = None) -> Client:
-    """Connect with the pydantic data converter (every boundary model is pydantic)."""
+    """Connect with the pydantic data converter (every boundary model is pydantic).
+
+    `interceptors` None: Temporal's tracing interceptor when this process set telemetry up
+    (`activities.telemetry.process_telemetry`), so workers built on the client trace too; [] for none.
+    """
     settings = settings or TemporalSettings.from_env()
+    if interceptors is None:
+        interceptors = default_interceptors()
     tls: bool | TLSConfig = settings.tls
     if settings.tls and (settings.tls_cert_file or settings.tls_ca_file):
         tls = TLSConfig(
@@ -28,8 +34,17 @@ async def connect(settings: TemporalSettings | None = None, *, interceptors: lis
         api_key=settings.api_key,
         tls=tls,
         data_converter=pydantic_data_converter,
-        interceptors=interceptors or [],
+        interceptors=interceptors,
     )
+
+
+def default_interceptors() -> list[Interceptor]:
+    """The process's tracing interceptor, if it set telemetry up; else none."""
+    # Imported here: this module stays light (tests import `find_binary` from modules the workflow sandbox loads).
+    from activities.telemetry.setup import current_telemetry, temporal_tracing_interceptor
+
+    telemetry = current_telemetry()
+    return [temporal_tracing_interceptor(telemetry)] if telemetry is not None else []
 
 
 def find_binary(name: str) -> Path | None:

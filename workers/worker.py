@@ -2,13 +2,15 @@
 
 It polls two queues: the shared queue (workflows, forge, ledger, budget, model calls of remote and
 scripted models) and its own workspace queue, named after a stable worker identity so that a worker
-that crashed and came back finds the workspaces it holds on disk. It never polls an inference queue.
+that crashed and came back finds the workspaces it holds on disk. It never polls an inference queue:
+`build_inference_workers` makes the separate GPU-queue workers that `spec2ship up` runs beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +19,11 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.service import ServiceClient
 from temporalio.worker import Worker
 
 from activities.agents.model_activities import ModelActivities
+from activities.agents.registry import ConfigError, ModelEntry, ModelRegistry, ProviderKind, load_registry
 from activities.budget.activities import BudgetActivities
 from activities.config import data_dir as default_data_dir
 from activities.config import task_queue as default_task_queue
@@ -30,13 +34,14 @@ from activities.ledger.activities import LedgerActivities
 from activities.preview.local import LocalPreviewBackend
 from activities.workspace.activities import WorkspaceActivities
 from workflows.agent_run import AgentRun
+from workflows.model_evidence import ModelEvidence
 from workflows.service_ledger import ServiceLedger
 from workflows.spec_to_ship import SpecToShip
 from workflows.team_budget import TeamBudget
 
 log = logging.getLogger("spec2ship.worker")
 
-WORKFLOWS: list[type] = [SpecToShip, AgentRun, ServiceLedger, TeamBudget]
+WORKFLOWS: list[type] = [SpecToShip, AgentRun, ServiceLedger, TeamBudget, ModelEvidence]
 
 
 def activity_methods(holder: object) -> list[Callable[..., Any]]:
@@ -83,7 +88,7 @@ def build_workers(
         log.info("removed %d preview(s) left by an earlier worker: %s", len(reaped), ", ".join(reaped))
     pool = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="spec2ship-activity")
     workspace = WorkspaceActivities(data, ws_queue, preview)
-    models = ModelActivities(cpu_queue=queue, data_dir=data)
+    models = ModelActivities(cpu_queue=queue, data_dir=data, client=client)
     forge = ForgeActivities()
     gate = GateActivities()
     ledger = LedgerActivities(client, queue)
@@ -106,13 +111,92 @@ def build_workers(
         client,
         task_queue=ws_queue,
         activities=[
-            workspace.prepare_workspace, workspace.run_tool, workspace.diff_workspace, workspace.check_change,
-            workspace.publish_branch, workspace.validate_in_preview, workspace.remove_workspace,
+            workspace.prepare_workspace, workspace.run_tool, workspace.list_mcp_tools, workspace.diff_workspace,
+            workspace.check_change, workspace.publish_branch, workspace.validate_in_preview, workspace.remove_workspace,
         ],
         activity_executor=pool,
         interceptors=list(interceptors),
     )
     return [shared, own]
+
+
+async def client_with_identity(client: Client, identity: str) -> Client:
+    """A second connection like `client` (same server, namespace, converter, interceptors) under another
+    identity, so that a GPU worker in the same process is told apart in pollers and histories."""
+    service = await ServiceClient.connect(dataclasses.replace(client.service_client.config, identity=identity))
+    config = client.config()
+    return Client(
+        service,
+        namespace=config["namespace"],
+        data_converter=config["data_converter"],
+        interceptors=config["interceptors"],
+        default_workflow_query_reject_condition=config["default_workflow_query_reject_condition"],
+        header_codec_behavior=config["header_codec_behavior"],
+    )
+
+
+async def build_inference_workers(
+    client: Client,
+    *,
+    data_dir: Path | None = None,
+    registry: ModelRegistry | None = None,
+) -> tuple[list[Worker], list[str]]:
+    """GPU-queue workers for the registry's `hf-local` models, to run in this process (`spec2ship up`).
+
+    Returns the workers and one line per model (served, or why not). Without torch/transformers it
+    returns no worker and one line that says the gpu extra is missing: the rest of the stack runs on.
+    Each worker polls only its model's queue, under an identity of its own (`<identity>+gpu-worker`).
+    """
+    from activities.agents.hf_local import GPUExtraMissingError, ModelNotFoundError, require_gpu_extra
+
+    if registry is None:
+        try:
+            registry = load_registry()
+        except ConfigError as error:
+            return [], [f"no hf-local model served: {error}"]
+    local = [entry for entry in registry.models if entry.provider is ProviderKind.hf_local]
+    if not local:
+        return [], []
+    try:
+        require_gpu_extra()
+    except GPUExtraMissingError as error:
+        names = ", ".join(entry.name for entry in local)
+        return [], [f"hf-local model(s) {names} not served in this process: {error}"]
+
+    gpu_client = await client_with_identity(client, f"{client.identity}+gpu-worker")
+    data = (data_dir or default_data_dir()).resolve()
+    workers: list[Worker] = []
+    notes: list[str] = []
+    served: dict[str, str] = {}
+    for entry in local:
+        if entry.task_queue in served:
+            notes.append(f"hf-local model {entry.name} not served: queue {entry.task_queue} already serves "
+                         f"{served[entry.task_queue]}; give each hf-local model its own task_queue")
+            continue
+        try:
+            worker = _serve_entry(gpu_client, entry, data)  # loads the weights: startup only
+        except (ModelNotFoundError, ConfigError) as error:
+            notes.append(f"hf-local model {entry.name} not served: {error}")
+            continue
+        served[entry.task_queue] = entry.name
+        workers.append(worker)
+        notes.append(f"serving hf-local model {entry.name} on queue {entry.task_queue}")
+    return workers, notes
+
+
+def _serve_entry(client: Client, entry: ModelEntry, data: Path) -> Worker:
+    """The GPU worker of one registry entry (as `spec2ship gpu-worker --model NAME` builds it), answering to the
+    entry's names with its price, from the registry given rather than the file's."""
+    from activities.agents.batching import Batcher
+    from activities.agents.hf_local import HFLocalModel, model_source
+    from workers.gpu_worker import DEFAULT_MAX_BATCH, GPUModelActivities, default_max_concurrent, gpu_worker_for
+
+    source = model_source(entry.path or entry.model)
+    model = HFLocalModel(source)
+    activities = GPUModelActivities(model, Batcher(model, max_batch=DEFAULT_MAX_BATCH),
+                                    names={entry.name, entry.model, source}, price=entry.price, data_dir=data)
+    return gpu_worker_for(client, activities, queue=entry.task_queue,
+                          max_concurrent=default_max_concurrent(model.device, DEFAULT_MAX_BATCH))
 
 
 async def run_workers(workers: list[Worker], stop: asyncio.Event) -> None:

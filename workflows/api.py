@@ -23,6 +23,7 @@ AGENT_RUN = "AgentRun"
 SERVICE_LEDGER = "ServiceLedger"
 TEAM_BUDGET = "TeamBudget"
 FACTORY_RUN = "FactoryRun"
+MODEL_EVIDENCE = "ModelEvidence"
 
 # Updates (validated, synchronous) and signals (fire-and-forget) share these names.
 APPROVE = "approve"
@@ -48,6 +49,9 @@ TRUST = "trust"
 OUTCOMES = "outcomes"
 DORA = "dora"
 LEDGER_STATE = "ledger_state"
+# ModelEvidence handlers.
+RECORD_MODEL_OUTCOME = "record"
+MODEL_STATS = "stats"
 
 # Custom search attributes (Keyword), registered by `spec2ship up` and the test fixtures.
 SA_STAGE = "Spec2shipStage"
@@ -81,6 +85,11 @@ def ledger_id(service: str) -> str:
 
 def budget_id(team: str) -> str:
     return f"spec2ship-budget/{team}"
+
+
+def model_evidence_id(kind: str) -> str:
+    """One ModelEvidence workflow per kind of change (feature, bugfix, ...)."""
+    return f"spec2ship-models/{_slug(kind)}"
 
 
 class SpecToShipInput(BaseModel):

@@ -1,17 +1,24 @@
 """Activities for models: pick a model per role (`plan_agents`) and make one model call (`call_model`).
 
-`call_model` runs on the task queue of the chosen model: the CPU queue for remote and scripted
-models, a GPU queue (`gpu-inference`) for models served by spec2ship's own GPU workers.
+`plan_agents` takes, per role: the model the run names; else one of the registry's models for the
+role, picked from the evidence of earlier runs (activities/agents/selection.py, evidence from the
+ModelEvidence workflow of the change's kind); else the model in SPEC2SHIP_DEFAULT_CODER /
+_REVIEWER / _JUDGE; else none. `call_model` runs on the task queue of the chosen model: the CPU
+queue for remote and scripted models, a GPU queue (`gpu-inference`) for models served by
+spec2ship's own GPU workers.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
 from pydantic import BaseModel
 from temporalio import activity
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agents.base import (
     AgentChoice,
@@ -23,16 +30,45 @@ from activities.agents.base import (
     ProviderError,
     Role,
 )
-from activities.agents.registry import ConfigError, UnknownModelError, load_registry
+from activities.agents.registry import (
+    ConfigError,
+    ModelEntry,
+    ModelRegistry,
+    ProviderKind,
+    UnknownModelError,
+    load_registry,
+)
 from activities.agents.resolve import is_builtin, resolve_provider
-from activities.config import data_dir, task_queue
+from activities.agents.selection import EvidenceStats, ModelStat, select_model
+from activities.config import data_dir, default_model, task_queue
 from activities.telemetry.genai import observed_complete
+from workflows.api import MODEL_STATS, model_evidence_id
+
+log = logging.getLogger(__name__)
+
+# Kinds the agent loop can drive with `call_model`; `cli` agents need their own activity (not wired yet).
+SELECTABLE = frozenset({ProviderKind.openai, ProviderKind.anthropic, ProviderKind.hf_local, ProviderKind.scripted})
+NAMED = "named in the run request"
+# A query waits for a worker to answer; the planner would rather choose without evidence than wait long.
+EVIDENCE_QUERY_TIMEOUT = timedelta(seconds=10)
 
 
 class PlanAgentsInput(BaseModel):
     choice: AgentChoice
     service: str
     kind: str
+
+
+async def read_model_stats(client: Client, kind: str) -> list[ModelStat]:
+    """The ModelEvidence record of `kind`; empty when nothing was recorded for it yet."""
+    handle = client.get_workflow_handle(model_evidence_id(kind))
+    try:
+        answer = await handle.query(MODEL_STATS, result_type=EvidenceStats, rpc_timeout=EVIDENCE_QUERY_TIMEOUT)
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return []
+        raise
+    return answer.stats
 
 
 def provider_failure(error: ProviderError) -> ApplicationError:
@@ -48,39 +84,74 @@ class ModelActivities:
     calls of remote and scripted models run."""
 
     def __init__(self, resolver: object = resolve_provider, cpu_queue: str | None = None,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, client: Client | None = None) -> None:
         self._resolve = resolver
         self._cpu_queue = cpu_queue or task_queue()
         self._data_dir = data_dir
+        self._client = client  # None: no evidence to read; registry picks are then seeded draws only
 
     @activity.defn(name="plan_agents")
     async def plan_agents(self, request: PlanAgentsInput) -> AgentPlan:
         plan = AgentPlan()
+        registry: ModelRegistry | None = None
+        evidence: list[ModelStat] | None = None
+        seed = _seed(request)
         for role, chosen in (
             (Role.coder, request.choice.coder),
             (Role.reviewer, request.choice.reviewer),
             (Role.validator, request.choice.judge),
         ):
-            if chosen is None:
+            if chosen is not None:
+                setattr(plan, role.value, self._choice_for(role, chosen, NAMED))
                 continue
-            choice = self._choice_for(role, chosen)
-            setattr(plan, role.value, choice)
+            if registry is None:
+                registry = _registry()
+            candidates = [entry.name for entry in registry.for_role(role) if entry.provider in SELECTABLE]
+            if candidates:
+                if evidence is None:
+                    evidence = await self._evidence(request.kind)
+                avoid = {plan.coder.model} if role is not Role.coder and plan.coder else set()
+                picked = select_model(role, request.kind, candidates, evidence, seed, avoid)
+                if picked is not None:
+                    activity.logger.info("picked %s", picked.reason)
+                    setattr(plan, role.value, self._from_entry(role, registry.get(picked.model), picked.reason))
+                    continue
+            fallback = default_model(role.value)
+            if fallback is not None:
+                model, variable = fallback
+                setattr(plan, role.value, self._choice_for(role, model, f"{role.value}: {model}, from {variable}"))
         return plan
 
-    def _choice_for(self, role: Role, model: str) -> ModelChoice:
-        if is_builtin(model):
-            return ModelChoice(role=role, model=model, task_queue=self._cpu_queue, reason="named in the run request")
+    async def _evidence(self, kind: str) -> list[ModelStat]:
+        if self._client is None:
+            return []
         try:
-            entry = load_registry().get(model)
-        except Exception as error:  # the registry's own errors name the key at fault
+            return await read_model_stats(self._client, kind)
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as error:
+            # Selection still works without evidence (it explores); a broken query must not stop the run.
+            log.warning("model evidence of %r unreadable, choosing without it: %s", kind, error)
+            return []
+
+    def _choice_for(self, role: Role, model: str, reason: str) -> ModelChoice:
+        if is_builtin(model):
+            return ModelChoice(role=role, model=model, task_queue=self._cpu_queue, reason=reason)
+        try:
+            entry = _registry().get(model)
+        except UnknownModelError as error:
             raise ApplicationError(str(error), type="config", non_retryable=True) from error
+        return self._from_entry(role, entry, reason)
+
+    def _from_entry(self, role: Role, entry: ModelEntry, reason: str) -> ModelChoice:
+        # Local models run where their weights are; a remote model runs on the queue the file names, else ours.
+        queue = entry.task_queue if entry.queue_configured or entry.provider is ProviderKind.hf_local else (
+            self._cpu_queue)
         return ModelChoice(
             role=role,
-            model=model,
-            task_queue=entry.task_queue or self._cpu_queue,
-            reason="named in the run request",
-            price_in_per_mtok=entry.price.input_per_mtok if entry.price else 0.0,
-            price_out_per_mtok=entry.price.output_per_mtok if entry.price else 0.0,
+            model=entry.name,
+            task_queue=queue,
+            reason=reason,
+            price_in_per_mtok=entry.price.input_per_mtok,
+            price_out_per_mtok=entry.price.output_per_mtok,
         )
 
     @activity.defn(name="call_model")
@@ -99,3 +170,18 @@ class ModelActivities:
             )
         except ProviderError as error:
             raise provider_failure(error) from error
+
+
+def _registry() -> ModelRegistry:
+    try:
+        return load_registry()
+    except ConfigError as error:  # the registry's own errors name the file, line and key at fault
+        raise ApplicationError(str(error), type="config", non_retryable=True) from error
+
+
+def _seed(request: PlanAgentsInput) -> str:
+    """The run's identity: a retried planning activity draws the same numbers and picks the same models."""
+    if activity.in_activity():
+        info = activity.info()
+        return f"{info.workflow_id}/{info.workflow_run_id}"
+    return f"{request.service}/{request.kind}"

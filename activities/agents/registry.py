@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from activities.agents.base import Provider, Role
 from activities.config import DEFAULT_GPU_QUEUE, task_queue
@@ -82,6 +91,13 @@ class ModelEntry(BaseModel):
         description="hf-local only: the local folder of the model (config, tokenizer, weights); "
         "without it `model` is looked up as a folder or a hub id already in the local Hugging Face cache.",
     )
+    script: str | None = Field(
+        default=None,
+        description="scripted only: the YAML script of model turns (activities.agents.scripted), absolute or "
+        "relative to the configuration file's folder, so scripted agents run from configuration alone.",
+    )
+    _queue_configured: bool = PrivateAttr(default=False)
+    _defaults_filled: bool = PrivateAttr(default=False)
 
     @field_validator("api_key_env")
     @classmethod
@@ -111,6 +127,9 @@ class ModelEntry(BaseModel):
     def _fill_defaults(self) -> ModelEntry:
         if not self.model:
             self.model = self.name
+        if not self._defaults_filled:  # pydantic re-runs this validator when an instance is passed on
+            self._queue_configured = bool(self.task_queue)
+            self._defaults_filled = True
         if not self.task_queue:
             self.task_queue = DEFAULT_GPU_QUEUE if self.provider is ProviderKind.hf_local else task_queue()
         if self.provider is ProviderKind.cli and not self.command:
@@ -119,7 +138,16 @@ class ModelEntry(BaseModel):
             raise ValueError("`command` and `env` apply only to `cli` models")
         if self.provider is not ProviderKind.hf_local and self.path:
             raise ValueError("`path` applies only to `hf-local` models")
+        if self.provider is ProviderKind.scripted and not self.script:
+            raise ValueError("a `scripted` model needs `script` (the YAML file of its turns)")
+        if self.provider is not ProviderKind.scripted and self.script:
+            raise ValueError("`script` applies only to `scripted` models")
         return self
+
+    @property
+    def queue_configured(self) -> bool:
+        """Whether the file named a task queue; if not, a remote model's calls run on the planner's CPU queue."""
+        return self._queue_configured
 
     @property
     def endpoint(self) -> str:
@@ -173,10 +201,11 @@ def load_registry(path: Path | str | None = None) -> ModelRegistry:
         text = file.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{file}: cannot read the configuration file: {err}") from err
-    return parse_registry(text, source=str(file))
+    return parse_registry(text, source=str(file), base_dir=file.resolve().parent)
 
 
-def parse_registry(text: str, *, source: str = DEFAULT_CONFIG) -> ModelRegistry:
+def parse_registry(text: str, *, source: str = DEFAULT_CONFIG, base_dir: Path | None = None) -> ModelRegistry:
+    """Parse the `models:` section; relative `script` paths are taken from `base_dir` (the file's folder)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -205,11 +234,16 @@ def parse_registry(text: str, *, source: str = DEFAULT_CONFIG) -> ModelRegistry:
                 f"(first defined as models.{seen[entry.name]})"
             )
         seen[entry.name] = index
+        if entry.script and base_dir is not None and not Path(entry.script).expanduser().is_absolute():
+            entry.script = str(base_dir / entry.script)
     return ModelRegistry(models=section.models, source=source)
 
 
 def provider_for(entry: ModelEntry) -> Provider:
-    """Build the HTTP provider for an entry. Other kinds run elsewhere and are refused with the reason."""
+    """Build the provider for an entry that a CPU worker calls: HTTP APIs and scripted files.
+
+    CLI agents and local models run elsewhere and are refused with the reason.
+    """
     if entry.provider is ProviderKind.openai:
         from activities.agents.openai_compat import OpenAICompatProvider
 
@@ -218,10 +252,14 @@ def provider_for(entry: ModelEntry) -> Provider:
         from activities.agents.anthropic import AnthropicProvider
 
         return AnthropicProvider(entry)
+    if entry.provider is ProviderKind.scripted and entry.script:
+        from activities.agents.scripted import ScriptedProvider
+
+        return ScriptedProvider(Path(entry.script).expanduser())
     reasons = {
         ProviderKind.cli: "it runs as one CLI agent activity in the workspace (activities.agents.cli_agent.CliAgent)",
         ProviderKind.hf_local: f"it is served by the GPU worker on task queue {entry.task_queue!r}",
-        ProviderKind.scripted: "scripted models are resolved from their script file (activities.agents.scripted)",
+        ProviderKind.scripted: "it has no `script` file",
     }
     raise ConfigError(f"model {entry.name!r}: no HTTP provider for kind {entry.provider!r}: {reasons[entry.provider]}")
 

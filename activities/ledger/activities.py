@@ -2,6 +2,8 @@
 
 Writes use signal-with-start, so the first outcome of a service creates its ledger and a ledger that
 already runs just gets the signal; the ledger deduplicates, so activity retries are harmless.
+`record_outcome` also feeds the ModelEvidence workflow of the change's kind, the same way, so model
+selection learns from every finished run.
 The module-level helpers are shared with the CLI (`workers/cli_ledger.py`).
 """
 
@@ -15,6 +17,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import config
+from activities.agents.selection import EvidenceState, ModelOutcome, model_outcomes
 from activities.ledger.models import (
     LaterOutcomeInput,
     LedgerState,
@@ -23,7 +26,16 @@ from activities.ledger.models import (
     TrustQuery,
     TrustReport,
 )
-from workflows.api import RECORD_LATER, RECORD_OUTCOME, SERVICE_LEDGER, TRUST, ledger_id
+from workflows.api import (
+    MODEL_EVIDENCE,
+    RECORD_LATER,
+    RECORD_MODEL_OUTCOME,
+    RECORD_OUTCOME,
+    SERVICE_LEDGER,
+    TRUST,
+    ledger_id,
+    model_evidence_id,
+)
 
 
 class LedgerNotFoundError(LookupError):
@@ -46,6 +58,18 @@ async def signal_ledger(client: Client, task_queue: str, service: str, signal: s
         task_queue=task_queue,
         start_signal=signal,
         start_signal_args=[payload],
+    )
+
+
+async def signal_model_evidence(client: Client, task_queue: str, outcome: ModelOutcome) -> None:
+    """Signal the evidence of the outcome's kind, starting it (empty) on `task_queue` if it does not run yet."""
+    await client.start_workflow(
+        MODEL_EVIDENCE,
+        EvidenceState(kind=outcome.kind),
+        id=model_evidence_id(outcome.kind),
+        task_queue=task_queue,
+        start_signal=RECORD_MODEL_OUTCOME,
+        start_signal_args=[outcome],
     )
 
 
@@ -84,6 +108,8 @@ class LedgerActivities:
     @activity.defn
     async def record_outcome(self, record: OutcomeRecord) -> None:
         await signal_ledger(self._client, self._task_queue, record.service, RECORD_OUTCOME, record)
+        for outcome in model_outcomes(record):
+            await signal_model_evidence(self._client, self._task_queue, outcome)
 
     @activity.defn
     async def record_later_outcome(self, later: LaterOutcomeInput) -> None:

@@ -1,7 +1,14 @@
 """OpenTelemetry set-up, GenAI spans and metrics, and the per-call cost ledger."""
 
 from activities.telemetry.genai import model_call_span, observed_complete, tool_call_span
-from activities.telemetry.setup import Telemetry, setup_telemetry, temporal_tracing_interceptor
+from activities.telemetry.setup import (
+    Telemetry,
+    current_telemetry,
+    process_telemetry,
+    setup_telemetry,
+    temporal_tracing_interceptor,
+    use_telemetry,
+)
 from activities.telemetry.usage_log import GroupBy, UsageRecord, UsageRow, aggregate, append_usage, read_usage
 
 __all__ = [
@@ -11,10 +18,13 @@ __all__ = [
     "UsageRow",
     "aggregate",
     "append_usage",
+    "current_telemetry",
     "model_call_span",
     "observed_complete",
+    "process_telemetry",
     "read_usage",
     "setup_telemetry",
     "temporal_tracing_interceptor",
     "tool_call_span",
+    "use_telemetry",
 ]

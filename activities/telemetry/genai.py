@@ -26,11 +26,12 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from temporalio import activity
 
-from activities.agents.base import Attribution, Message, ModelRequest, ModelTurn, Provider, ProviderError
+from activities.agents.base import Attribution, Message, ModelRequest, ModelTurn, Provider, ProviderError, Role
 from activities.agents.pricing import cost_usd
 from activities.agents.registry import Price
-from activities.telemetry.setup import INSTRUMENTATION_NAME, Telemetry
+from activities.telemetry.setup import INSTRUMENTATION_NAME, Telemetry, current_telemetry
 from activities.telemetry.usage_log import UsageRecord, append_usage
 
 Redactor = Callable[[str], str]
@@ -122,8 +123,9 @@ class GenAIInstruments:
 
 
 def _tracer_and_meter(telemetry: Telemetry | None) -> tuple[Tracer, Meter]:
-    if telemetry is not None:
-        return telemetry.tracer, telemetry.meter
+    chosen = telemetry or current_telemetry()
+    if chosen is not None:
+        return chosen.tracer, chosen.meter
     return trace.get_tracer(INSTRUMENTATION_NAME), metrics.get_meter(INSTRUMENTATION_NAME)
 
 
@@ -224,6 +226,19 @@ def model_call_span(
             raise
         finally:
             instruments.duration.record(time.perf_counter() - started, metric_attributes)
+
+
+def tool_attribution(role: Role, attribution: Attribution | None = None) -> Attribution:
+    """The attribution of a tool call: the run's own when the agent loop passed it along; else what the
+    tool activity knows itself (the role from its grant, and the run the calling AgentRun serves)."""
+    if attribution is not None:
+        return attribution
+    workflow_id = (activity.info().workflow_id or "") if activity.in_activity() else ""
+    # An AgentRun's id is `<run id>/<role>/<round>-<n>` (workflows/spec_to_ship.py): the run is the prefix.
+    run, _, child_role = workflow_id.rpartition("/")[0].rpartition("/")
+    if run and child_role == role.value:
+        workflow_id = run
+    return Attribution(team="", service="", spec="", workflow_id=workflow_id, role=role)
 
 
 @contextmanager

@@ -3,13 +3,20 @@
 Production sends OTLP (http/protobuf) when OTEL_EXPORTER_OTLP_ENDPOINT is set; the embedded default
 writes JSON lines under `<data_dir>/telemetry/` so a laptop run still leaves traces and metrics to
 read. Tests hand in in-memory exporters and keep the providers out of the process-wide globals.
+
+Each process (CLI command, worker, GPU worker) sets telemetry up once with `process_telemetry`;
+that makes it the process's *current* telemetry, which spec2ship's own spans use and which
+`workers.temporal_client.connect` turns into Temporal's tracing interceptor on the client (the
+workers built on that client inherit it). Tests can make in-memory telemetry current with
+`use_telemetry` without touching OTel's once-per-process globals.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
@@ -151,19 +158,53 @@ def setup_telemetry(
         metric_reader = PeriodicExportingMetricReader(exporter, export_interval_millis=metric_interval_s * 1000)
     meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
 
+    telemetry = Telemetry(tracer_provider, meter_provider, destination=destination)
     if set_global:
         if isinstance(trace.get_tracer_provider(), TracerProvider):
             log.warning("OpenTelemetry providers were already set in this process; keeping the first ones")
         else:
             trace.set_tracer_provider(tracer_provider)
             metrics.set_meter_provider(meter_provider)
-    return Telemetry(tracer_provider, meter_provider, destination=destination)
+        use_telemetry(telemetry)
+    return telemetry
+
+
+_current: Telemetry | None = None
+
+
+def use_telemetry(telemetry: Telemetry | None) -> None:
+    """Make `telemetry` this process's current one (None: back to OTel's global providers)."""
+    global _current
+    _current = telemetry
+
+
+def current_telemetry() -> Telemetry | None:
+    return _current
+
+
+@contextmanager
+def process_telemetry(service_name: str, data_dir: Path) -> Iterator[Telemetry]:
+    """Telemetry for the life of a process: set up once, flushed and shut down on the way out.
+
+    Without the shutdown the last batch of spans (those of the final seconds) would be lost.
+    """
+    telemetry = setup_telemetry(service_name, data_dir)
+    try:
+        yield telemetry
+    finally:
+        try:
+            telemetry.shutdown()
+        except Exception as err:  # an exporter that cannot flush must not hide the command's own outcome
+            log.warning("telemetry not flushed (%s): %s", telemetry.destination, err)
+        if _current is telemetry:
+            use_telemetry(None)
 
 
 def temporal_tracing_interceptor(telemetry: Telemetry | None = None) -> TracingInterceptor:
     """Temporal's interceptor for clients and workers: workflow, activity, signal and update spans.
 
-    Without `telemetry` it uses the global tracer provider (set by `setup_telemetry`).
+    Without `telemetry` it uses the process's current telemetry, else the global tracer provider.
     """
-    tracer = telemetry.tracer if telemetry is not None else trace.get_tracer(INSTRUMENTATION_NAME)
+    chosen = telemetry or _current
+    tracer = chosen.tracer if chosen is not None else trace.get_tracer(INSTRUMENTATION_NAME)
     return TracingInterceptor(tracer)
