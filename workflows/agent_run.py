@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from activities.budget.models import ReserveInput, ReserveOutcome, UsageCommitInput
+    from activities.workspace.activities import ListMcpToolsInput, McpToolset
     from activities.workspace.governance import (
         FINAL_TOOLS,
         GovernorState,
@@ -88,6 +89,7 @@ class AgentRunResult(BaseModel):
 
 
 PATCH_COUNT_TOOL_DENIALS = "count-tool-denials"
+PATCH_OFFER_MCP_TOOLS = "offer-mcp-tools"
 
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1),
@@ -113,6 +115,16 @@ class AgentRun:
     async def run(self, request: AgentRunInput) -> AgentRunResult:
         messages = [Message(role="system", content=request.role_prompt), Message(role="user", content=request.task)]
         tools = [TOOL_SPECS[name] for name in request.grant.tools if name in TOOL_SPECS]
+        if workflow.patched(PATCH_OFFER_MCP_TOOLS):
+            toolset = await workflow.execute_activity(
+                "list_mcp_tools", ListMcpToolsInput(workspace=request.workspace, role=request.attribution.role),
+                result_type=McpToolset, task_queue=request.workspace.task_queue,
+                start_to_close_timeout=timedelta(minutes=2), schedule_to_start_timeout=timedelta(minutes=5),
+                retry_policy=TOOL_RETRY, summary=f"MCP tools granted to the {request.attribution.role}")
+            if toolset.names:
+                request = request.model_copy(update={"grant": request.grant.model_copy(
+                    update={"mcp_tools": toolset.names})})
+                tools = tools + toolset.specs
         limits = request.limits
         cost = 0.0
         models: list[str] = []
@@ -203,6 +215,8 @@ class AgentRun:
 
     async def _run_tool(self, request: AgentRunInput, call: ToolCall, step: int) -> ToolResult:
         timeout = call.arguments.get("timeout", 120) if call.name == "run_command" else 60
+        if call.name.startswith("mcp__"):
+            timeout = 600  # the MCP server's own timeout (at most 600 s) applies inside the activity
         seconds = min(float(timeout) if isinstance(timeout, int | float) else 120.0, 600.0)
         return await workflow.execute_activity(
             "run_tool",

@@ -11,12 +11,13 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.agents.base import Role, ToolSpec
 from activities.evidence.models import CriterionResult, PreviewEvidence
 from activities.forge.activities import forge_failure
 from activities.forge.base import ForgeError, RepoRef
 from activities.preview.base import PreviewBackend, PreviewRequest
 from activities.review.checks import deterministic_checks
-from activities.workspace.models import DiffStat, RunToolInput, ToolResult, WorkspaceRef
+from activities.workspace.models import DiffStat, RunToolInput, ToolGrant, ToolResult, WorkspaceRef
 from activities.workspace.tools import Workspace, execute
 from specs.models import Constraints
 
@@ -43,6 +44,18 @@ class CheckChangeInput(BaseModel):
 class PublishBranchInput(BaseModel):
     workspace: WorkspaceRef
     message: str
+
+
+class ListMcpToolsInput(BaseModel):
+    workspace: WorkspaceRef
+    role: Role
+
+
+class McpToolset(BaseModel):
+    """The MCP tools this worker's configuration grants a role, and how the model sees them."""
+
+    names: list[str] = Field(default_factory=list)
+    specs: list[ToolSpec] = Field(default_factory=list)
 
 
 class PreviewInput(BaseModel):
@@ -87,7 +100,29 @@ class WorkspaceActivities:
         if not root.is_dir():
             raise ApplicationError(f"workspace {root} is gone", type="WorkspaceLost", non_retryable=True)
         activity.logger.info("tool %s (step %d)", request.call.name, request.step)
-        return execute(Workspace(root), request.call, request.grant)
+        from activities.telemetry.genai import tool_attribution, tool_call_span
+
+        # The GenAI `execute_tool` span, under the activity's own span from Temporal's tracing interceptor.
+        with tool_call_span(request.call.name, tool_attribution(request.grant.role, request.attribution),
+                            call_id=request.call.id, arguments=request.call.arguments) as span:
+            result = execute(Workspace(root), request.call, request.grant)
+            span.set_attribute("spec2ship.tool.status", result.status.value)
+            return result
+
+    @activity.defn(name="list_mcp_tools")
+    def list_mcp_tools(self, request: ListMcpToolsInput) -> McpToolset:
+        """Grants come from the worker's MCP configuration (never from a spec), read once per agent run."""
+        from activities.workspace.mcp_tools import McpConfigError, mcp_tool_specs, settings_from_env
+
+        try:
+            settings = settings_from_env()
+        except McpConfigError as error:
+            raise ApplicationError(str(error), type="config", non_retryable=True) from error
+        names = list(settings.grants.get(request.role.value, []))
+        if not names:
+            return McpToolset()
+        grant = ToolGrant(role=request.role, tools=[], mcp_tools=names)
+        return McpToolset(names=names, specs=mcp_tool_specs(Workspace(Path(request.workspace.path)), grant, settings))
 
     @activity.defn(name="diff_workspace")
     def diff_workspace(self, workspace: WorkspaceRef) -> WorkspaceDiff:

@@ -74,6 +74,9 @@ class McpSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     servers: list[McpServerConfig] = Field(default_factory=list)
+    grants: dict[str, list[str]] = Field(
+        default_factory=dict, description="Role (coder, reviewer, validator) -> its tools, as mcp__<server>__<tool>."
+    )
 
     def server(self, name: str) -> McpServerConfig | None:
         return next((server for server in self.servers if server.name == name), None)
@@ -88,7 +91,7 @@ def load_settings(path: Path) -> McpSettings:
     except yaml.YAMLError as error:
         raise McpConfigError(f"{path}: not valid YAML: {error}") from error
     if isinstance(data, dict) and "mcp_servers" in data:
-        data = {"servers": data["mcp_servers"]}
+        data = {**{k: v for k, v in data.items() if k != "mcp_servers"}, "servers": data["mcp_servers"]}
     try:
         return McpSettings.model_validate(data)
     except ValidationError as error:
