@@ -220,7 +220,8 @@ class AgentRun:
         seconds = min(float(timeout) if isinstance(timeout, int | float) else 120.0, 600.0)
         return await workflow.execute_activity(
             "run_tool",
-            RunToolInput(workspace=request.workspace, call=call, grant=request.grant, step=step),
+            RunToolInput(workspace=request.workspace, call=call, grant=request.grant, step=step,
+                         attribution=request.attribution),
             result_type=ToolResult,
             task_queue=request.workspace.task_queue,
             start_to_close_timeout=timedelta(seconds=seconds + 60),

@@ -9,6 +9,7 @@ The module-level helpers are shared with the CLI (`workers/cli_ledger.py`).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -88,10 +89,12 @@ async def existing_ledger(client: Client, service: str) -> WorkflowHandle[Any, A
 async def query_trust(client: Client, service: str, bar: float | None = None) -> TrustReport:
     """The ledger's trust report, explained against `bar`; LedgerNotFoundError when the service has no ledger."""
     handle = client.get_workflow_handle(ledger_id(service))
+    # A ledger whose queue no worker polls would hold a query for ~30 s; fail fast and let the caller retry.
+    timeout = timedelta(seconds=10)
     try:
         if bar is None:
-            return await handle.query(TRUST, result_type=TrustReport)
-        return await handle.query(TRUST, TrustQuery(bar=bar), result_type=TrustReport)
+            return await handle.query(TRUST, result_type=TrustReport, rpc_timeout=timeout)
+        return await handle.query(TRUST, TrustQuery(bar=bar), result_type=TrustReport, rpc_timeout=timeout)
     except RPCError as error:
         if error.status is RPCStatusCode.NOT_FOUND:
             raise LedgerNotFoundError(service) from error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import json
 import subprocess
@@ -127,9 +128,15 @@ async def test_request_changes_sends_the_change_back(dev_client: Client, task_qu
                                  AgentChoice(coder=f"scripted:{paths['coder-docs.yaml']}"))
         await wait_for_decision(handle)
         await handle.execute_update(REQUEST_CHANGES, HumanAction(actor="alice", reason="mention the port"))
+
+        async def coder_runs() -> int:
+            stages = await handle.query("timeline", result_type=list[StageRecord])
+            return sum(1 for stage in stages if stage.stage == "agent:coder")
+
+        while await coder_runs() < 2:  # the status may still read "awaiting_human" from before the update
+            await asyncio.sleep(0.2)
         again = await wait_for_decision(handle)
-        while again.state is not RunState.awaiting_human:
-            again = await wait_for_decision(handle)
+        assert again.state is RunState.awaiting_human
         timeline = await handle.query("timeline", result_type=list[StageRecord])
         await handle.execute_update(APPROVE, HumanAction(actor="alice", reason="ok"))
         status = await handle.result()
