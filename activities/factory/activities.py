@@ -9,7 +9,6 @@ started twice; a finished run is not restarted by the schedule (a person can, by
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, Protocol
@@ -34,7 +33,7 @@ from activities.factory.models import (
     StartSpecRunsInput,
 )
 from activities.forge.base import ForgeError, ForgeKind, RepoRef, SpecSource
-from activities.forge.github_auth import GitHubAuth, forge_error
+from activities.forge.github_auth import GitHubAuth, forge_error, throttle_from_env
 from workflows.api import SPEC_TO_SHIP, SpecToShipInput, spec_to_ship_id
 
 
@@ -47,24 +46,28 @@ class IssueSource(Protocol):
 class GitHubIssues:
     """`IssueSource` over the GitHub REST API (PyGithub), with the project's GitHub credentials.
 
-    The credentials are read on first use, so a worker without GitHub configured still starts.
+    Without an explicit `auth` it uses the worker's shared credentials (`registry.github_auth()`, read on
+    first use, so a worker without GitHub configured still starts), the same the forge activities use:
+    an App's installation token is minted once per installation, not once per scheduled pass.
     """
 
-    def __init__(self, auth: GitHubAuth | None = None) -> None:
+    def __init__(self, auth: GitHubAuth | None = None, *, throttle: bool | None = None) -> None:
         self._auth = auth
-        self._lock = threading.Lock()
+        self._throttle = throttle
 
     def _credentials(self) -> GitHubAuth:
-        with self._lock:
-            if self._auth is None:
-                self._auth = GitHubAuth.from_env()
+        if self._auth is not None:
             return self._auth
+        from activities.forge.registry import github_auth
+
+        return github_auth()
 
     def ready_issues(self, repo: str, label: str) -> list[ReadyIssue]:
         auth = self._credentials()
         installation = auth.installation_for(repo) if auth.is_app else None
+        throttle = throttle_from_env() if self._throttle is None else self._throttle
         try:
-            with auth.client(installation) as github:
+            with auth.client(installation, throttle=throttle) as github:
                 found = github.get_repo(repo).get_issues(state="open", labels=[label], sort="created", direction="asc")
                 # The issues API lists pull requests too. Tell them apart by `html_url` (/pull/ vs /issues/),
                 # which the listing carries: PyGithub would fetch each issue again to learn `pull_request`.

@@ -1,10 +1,14 @@
 """Forge activities on the shared CPU queue: read the spec and policy, open the PR, publish evidence,
-merge, comment, close. Each picks the adapter by `RepoRef.kind` and is idempotent under retry."""
+merge, comment, close. Each picks the adapter by `RepoRef.kind` and is idempotent under retry.
+
+Adapters come from `activities.forge.registry.forge_for`, which shares one set of GitHub credentials
+and one client per repository across all activities of the worker (no new token per call).
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 from temporalio import activity
@@ -94,17 +98,43 @@ def _forge(repo: RepoRef) -> Forge:
     return forge_for(repo)
 
 
+class IssueLike(Protocol):
+    title: str
+    body: str
+
+
+@runtime_checkable
+class IssueReader(Protocol):
+    """A forge with issues (GitHub): an issue's title is the default title of the spec in its body."""
+
+    def read_issue(self, number: int) -> IssueLike: ...
+
+
+def read_spec_text(forge: Forge, repo: RepoRef, source: SpecSource) -> tuple[str, str, str | None]:
+    """The spec's text, its name for error messages, and the issue's title when the spec is an issue.
+
+    One read of the issue gives both body and title; forges without issues answer through `read_spec`.
+    """
+    if source.kind == "issue" and source.issue_number is not None and isinstance(forge, IssueReader):
+        issue = forge.read_issue(source.issue_number)
+        return issue.body, f"{repo.location}#{source.issue_number}", issue.title
+    text, name = forge.read_spec(source)
+    return text, name, None
+
+
 class ForgeActivities:
     @activity.defn(name="load_spec")
     def load_spec(self, request: LoadSpecInput) -> LoadedSpec:
+        """A spec that fails validation is a non-retryable `InvalidSpec` whose details list every
+        problem with its line; the workflow answers it on the issue (or in the CLI)."""
         try:
             forge = _forge(request.repo)
-            text, name = forge.read_spec(request.source)
+            text, name, title = read_spec_text(forge, request.repo, request.source)
             policy_text = forge.read_file(POLICY_PATH)
         except ForgeError as error:
             raise forge_failure(error) from error
         try:
-            spec = parse_issue_body(text, None, name) if request.source.kind == "issue" else parse_spec(text, name)
+            spec = parse_issue_body(text, title, name) if request.source.kind == "issue" else parse_spec(text, name)
         except SpecError as error:
             problems = [str(problem) for problem in error.problems]
             raise ApplicationError(

@@ -375,7 +375,8 @@ class GitHubForge:
             issue.create_comment(body)
 
     def upsert_evidence(self, pr: PullRequest, markdown: str) -> None:
-        body = _fit(f"{EVIDENCE_MARKER}\n{markdown}")
+        # The marker finds our comment again; the evidence report may already start with it.
+        body = _fit(markdown if markdown.startswith(EVIDENCE_MARKER) else f"{EVIDENCE_MARKER}\n{markdown}")
         me = self._auth.identity(self._installation())
         with self._api(f"writing the evidence comment on #{pr.number}"):
             issue = self._repo.get_issue(pr.number)

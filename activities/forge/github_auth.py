@@ -11,6 +11,13 @@ Credentials (read once, by `GitHubAuth.from_env`):
   five minutes before they expire. The installation comes from the webhook delivery
   (`RepoRef.installation_id`) or, when absent, is looked up for the repository.
 - `SPEC2SHIP_WEBHOOK_SECRET` or `SPEC2SHIP_WEBHOOK_SECRET_FILE`: the webhook secret (`webhook_secret()`).
+- `SPEC2SHIP_GITHUB_THROTTLE`: `false` drops PyGithub's pauses between requests (0.25 s) and writes
+  (1 s), which follow GitHub's advice against secondary rate limits on github.com; a GitHub Enterprise
+  Server without rate limits, or a test double, does not need them (`throttle_from_env()`).
+
+A worker keeps ONE `GitHubAuth` per API URL and credentials (`activities.forge.registry.github_auth`),
+so an App's installation token is minted once per installation and hour, not once per activity;
+`credentials_key()` tells when the configured credentials changed (a rotated token or key file).
 
 Secrets live only in this process as `SecretStr`: they never enter a pydantic model that crosses
 Temporal, never appear in a repr, a log line or an error message. One token cache serves both the
@@ -26,6 +33,7 @@ visible backoff instead of a worker thread sleeping for up to an hour inside PyG
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -56,6 +64,7 @@ ENV_APP_ID = "SPEC2SHIP_GITHUB_APP_ID"
 ENV_PRIVATE_KEY_FILE = "SPEC2SHIP_GITHUB_PRIVATE_KEY_FILE"
 ENV_WEBHOOK_SECRET = "SPEC2SHIP_WEBHOOK_SECRET"
 ENV_WEBHOOK_SECRET_FILE = "SPEC2SHIP_WEBHOOK_SECRET_FILE"
+ENV_THROTTLE = "SPEC2SHIP_GITHUB_THROTTLE"
 
 Clock = Callable[[], datetime]
 
@@ -421,6 +430,37 @@ class GitHubAuth:
             expires_at = expires_at.replace(tzinfo=UTC)
         log.info("GitHub App %s: new token for installation %s, expires %s", self.app_id, installation_id, expires_at)
         return _CachedToken(SecretStr(grant.token), expires_at)
+
+
+def credentials_key(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """Which credentials the environment configures, as (API URL, identity), with no secret in clear.
+
+    Equal keys mean one `GitHubAuth` can serve both; a rotated token, another App, or a key file that
+    was replaced (its modification time) gives a different key, so the new credentials are used.
+    """
+    env = os.environ if env is None else env
+    api_url = (env.get(ENV_URL) or DEFAULT_API_URL).rstrip("/")
+    app_id = (env.get(ENV_APP_ID) or "").strip()
+    if app_id:
+        key_file = env.get(ENV_PRIVATE_KEY_FILE) or ""
+        try:
+            changed = Path(key_file).expanduser().stat().st_mtime_ns if key_file else 0
+        except OSError:
+            changed = 0
+        return api_url, f"app:{app_id}:{key_file}:{changed}"
+    token = (env.get(ENV_TOKEN) or "").strip()
+    return api_url, "token:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def throttle_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the client pauses between requests as GitHub advises (on unless the variable says off)."""
+    env = os.environ if env is None else env
+    value = (env.get(ENV_THROTTLE) or "").strip().lower()
+    if value in {"", "1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise GitHubAuthError(f"{ENV_THROTTLE}={value!r}: use true or false")
 
 
 def _read_secret_file(path: str, variable: str) -> SecretStr:

@@ -19,6 +19,7 @@ Use it like this (everything is synchronous and thread-safe; the server runs in 
         # git clones gh.url + "/acme/shop.git" with header "Authorization: Basic base64(x:<token>)"
         gh.pulls("acme/shop")              # [Issue] with .pull (head_ref, merged, merge_commit_sha...)
         gh.issue("acme/shop", number)      # .state, .title, .body, .labels
+        gh.close_issue("acme/shop", number)  # as a person would; merging a PR that `Closes #N` does too
         gh.comments("acme/shop", number)   # [Comment] oldest first, .user.login, .body
         gh.labels("acme/shop", number)     # ["spec2ship", ...]
         gh.statuses("acme/shop", sha)      # [Status] .context, .state, .description
@@ -31,6 +32,10 @@ GitHub Apps: `add_app(app_id, slug, public_key_pem)` then `install_app(app_id, i
 ["acme/shop"])`; the fake checks the RS256 JWT and hands out installation tokens (1 h) at
 POST /app/installations/{id}/access_tokens; comments made with them are by `<slug>[bot]`.
 `expire_token(value)` makes a token stale.
+
+Issues are listed (GET /repos/{o}/{r}/issues) with GitHub's filters state, labels (all of them),
+sort, direction, since and creator, paginated with `per_page`/`page` and a `Link` header; the other
+documented filters are refused with 422 rather than ignored.
 
 Failure injection: `fail(method, path_regex, status, times=1)` (e.g. a 502 once), `rate_limit(...)`
 (429 or 403 with Retry-After / X-RateLimit-* headers), `set_mergeable(repo, number, False)` (405),
@@ -52,9 +57,10 @@ import socket
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -90,6 +96,13 @@ INSTALLATION_TOKEN_TTL = timedelta(hours=1)
 API_WIDE_STATUSES = frozenset({401, 403, 429, 500, 502, 503, 504})
 _STATUS_STATES = {"error", "failure", "pending", "success"}
 _MERGE_METHODS = {"merge", "squash", "rebase"}
+# GitHub's closing keywords (https://docs.github.com/en/issues/tracking-your-work-with-issues/linking-a-pull-request-to-an-issue)
+_CLOSING = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+#(?P<number>\d+)\b", re.IGNORECASE)
+_ISSUE_SORTS: dict[str, Callable[[Issue, Counter[int]], Any]] = {
+    "created": lambda issue, _comments: issue.created_at,
+    "updated": lambda issue, _comments: issue.updated_at,
+    "comments": lambda issue, comments: comments[issue.number],
+}
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -284,6 +297,13 @@ class FakeGitHub:
             repo.issues[issue.number] = issue
             return issue.number
 
+    def close_issue(self, full_name: str, number: int) -> None:
+        """Close an issue as a person would (the listing then leaves it out unless asked for closed ones)."""
+        with self._lock:
+            issue = self.repo(full_name).issues[number]
+            issue.state, issue.closed_at = "closed", now()
+            issue.touch()
+
     def add_label(self, full_name: str, name: str, color: str = "ededed", description: str | None = None) -> None:
         with self._lock:
             repo = self.repo(full_name)
@@ -458,6 +478,15 @@ class FakeGitHub:
             label = Label(name=name)
             repo.labels[name.lower()] = label
         return label
+
+    def _close_linked_issues(self, repo: Repo, body: str) -> None:
+        """GitHub closes the issues a merged PR names with a closing keyword (`Closes #N`), when it
+        merges into the default branch."""
+        for match in _CLOSING.finditer(body):
+            linked = repo.issues.get(int(match["number"]))
+            if linked is not None and linked.pull is None and linked.state == "open":
+                linked.state, linked.closed_at = "closed", now()
+                linked.touch()
 
     def _pull_json(self, repo: Repo, issue: Issue, *, full: bool) -> Json:
         assert issue.pull is not None
@@ -646,6 +675,57 @@ class FakeGitHub:
             if issue is None:
                 raise not_found()
             return issue
+
+        @app.get(API_PREFIX + "/repos/{owner}/{name}/issues")
+        def list_issues(
+            request: Request,
+            owner: str,
+            name: str,
+            state: str = "open",
+            labels: str | None = None,
+            sort: str = "created",
+            direction: str = "desc",
+            since: str | None = None,
+            creator: str | None = None,
+        ) -> Response:
+            """Issues AND pull requests, as GitHub lists them; filters GitHub documents but the fake does
+            not implement are refused (422) rather than ignored, so no test passes by accident."""
+            repo, _user = self._repo_for(request, owner, name)
+            query = dict(parse_qsl(request.url.query))
+            for unsupported in ("milestone", "assignee", "mentioned", "type", "issue_field_values"):
+                if unsupported in query:
+                    message = f"the fake GitHub does not filter issues by {unsupported}"
+                    raise Reply(422, Shapes.validation_error("Issue", "invalid", field=unsupported, message=message))
+            for field_name, value, allowed in (
+                ("state", state, {"open", "closed", "all"}),
+                ("sort", sort, set(_ISSUE_SORTS)),
+                ("direction", direction, {"asc", "desc"}),
+            ):
+                if value not in allowed:
+                    raise Reply(422, Shapes.validation_error("Issue", "invalid", field=field_name))
+            after = None
+            if since is not None:
+                try:
+                    after = datetime.fromisoformat(since)
+                except ValueError:
+                    raise Reply(422, Shapes.validation_error("Issue", "invalid", field="since")) from None
+                if after.tzinfo is None:
+                    after = after.replace(tzinfo=UTC)
+            wanted = {label.strip().lower() for label in (labels or "").split(",") if label.strip()}
+            with self._lock:
+                found = [
+                    issue
+                    for issue in repo.issues.values()
+                    if (state == "all" or issue.state == state)
+                    and wanted <= {label.lower() for label in issue.labels}
+                    and (after is None or issue.updated_at >= after)
+                    and (creator is None or issue.user.login.lower() == creator.lower())
+                ]
+                comments = Counter(comment.issue_number for comment in repo.comments.values())
+                found.sort(key=lambda issue: (_ISSUE_SORTS[sort](issue, comments), issue.number),
+                           reverse=direction == "desc")
+                listed = [self.shapes.issue(repo, issue) for issue in found]
+            return _page(request, listed)
 
         @app.get(API_PREFIX + "/repos/{owner}/{name}/issues/{number}")
         def get_issue(request: Request, owner: str, name: str, number: int) -> Json:
@@ -881,6 +961,8 @@ class FakeGitHub:
                 pull.frozen_head_sha = head
                 issue.state, issue.closed_at = "closed", pull.merged_at
                 issue.touch()
+                if pull.base_ref == repo.default_branch:
+                    self._close_linked_issues(repo, issue.body or "")
                 return Shapes.merge_result(merged)
 
     def _routes_git(self, app: FastAPI) -> None:

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from doubles.github_keys import app_key_pair
 from doubles.github_openapi import GitHubOpenApi, NpmUnavailable
 from doubles.github_server import FakeGitHub
-from github_world import BOT, FILES, REPO
+from github_world import APP_ID, BOT, FILES, INSTALLATION, REPO
 from pydantic import SecretStr
 
 from activities.forge.base import ForgeKind, RepoRef
@@ -59,3 +60,23 @@ def workdir(tmp_path: Path) -> Path:
 def forge(auth: GitHubAuth, workdir: Path) -> Iterator[GitHubForge]:
     with GitHubForge(RepoRef(kind=ForgeKind.github, location=REPO), auth, workdir, throttle=False) as made:
         yield made
+
+
+@pytest.fixture(scope="module")
+def app_key() -> tuple[str, str]:
+    """(private PEM, public PEM) of a fresh RSA key, as GitHub generates for an App."""
+    return app_key_pair()
+
+
+@pytest.fixture
+def app_env(fake: FakeGitHub, app_key: tuple[str, str], tmp_path: Path) -> dict[str, str]:
+    fake.add_repo(REPO, {"README.md": "# shop\n"})
+    fake.add_app(APP_ID, "spec2ship-test", app_key[1])
+    fake.install_app(APP_ID, INSTALLATION, [REPO])
+    key_file = tmp_path / "app.pem"
+    key_file.write_text(app_key[0])
+    return {
+        "SPEC2SHIP_GITHUB_URL": fake.api_url,
+        "SPEC2SHIP_GITHUB_APP_ID": str(APP_ID),
+        "SPEC2SHIP_GITHUB_PRIVATE_KEY_FILE": str(key_file),
+    }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 REPO = "acme/shop"
 BOT = "spec2ship-bot"
+APP_ID = 4242
+INSTALLATION = 77
 SPEC_BODY = """---
 spec: health
 service: shop

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from doubles.github_server import FakeGitHub
-from github_world import REPO, SPEC_BODY
+from github_world import APP_ID, INSTALLATION, REPO, SPEC_BODY
 from pydantic import SecretStr
 
 from activities.forge.base import ForgeError, ForgeKind, RepoRef, SpecSource
@@ -24,9 +24,6 @@ from activities.forge.github_auth import (
     webhook_secret,
 )
 
-APP_ID = 4242
-INSTALLATION = 77
-
 
 class Clock:
     """A settable clock for the token cache; no test waits for real time to pass."""
@@ -36,35 +33,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def app_key() -> tuple[str, str]:
-    """(private PEM, public PEM) of a fresh RSA key, as GitHub generates for an App."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
-
-
-@pytest.fixture
-def app_env(fake: FakeGitHub, app_key: tuple[str, str], tmp_path: Path) -> dict[str, str]:
-    fake.add_repo(REPO, {"README.md": "# shop\n"})
-    fake.add_app(APP_ID, "spec2ship-test", app_key[1])
-    fake.install_app(APP_ID, INSTALLATION, [REPO])
-    key_file = tmp_path / "app.pem"
-    key_file.write_text(app_key[0])
-    return {
-        "SPEC2SHIP_GITHUB_URL": fake.api_url,
-        "SPEC2SHIP_GITHUB_APP_ID": str(APP_ID),
-        "SPEC2SHIP_GITHUB_PRIVATE_KEY_FILE": str(key_file),
-    }
 
 
 # --- from the environment ------------------------------------------------------------------------

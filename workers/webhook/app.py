@@ -13,9 +13,10 @@ refused with a reply, or ignored; the JSON body says which), 503 when Temporal c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from starlette.requests import ClientDisconnect
 from temporalio.client import Client
 
 from activities.forge.base import ForgeError
+from activities.forge.registry import close_forges
 from workers.webhook import signature
 from workers.webhook.dedup import DeliveryLog
 from workers.webhook.forge import ForgeFactory, github_forge
@@ -93,7 +95,14 @@ def create_app(
     handlers = Handlers(settings, connection.runs, github_factory)
     deliveries = DeliveryLog(settings.delivery_log_size)
     secret = settings.secret.get_secret_value().encode()
-    app = FastAPI(title="spec2ship webhook", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if github_factory is github_forge:
+            close_forges()  # the process's shared GitHub connections (activities.forge.registry)
+
+    app = FastAPI(title="spec2ship webhook", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 
     def send_reply(reply: Reply) -> None:
         """Runs after GitHub has its answer; a failed courtesy reply is logged, never raised."""
