@@ -29,6 +29,7 @@ from activities.config import data_dir as default_data_dir
 from activities.config import task_queue as default_task_queue
 from activities.config import worker_id, workspace_queue
 from activities.forge.activities import ForgeActivities
+from activities.forge.registry import close_forges
 from activities.gate.activities import GateActivities
 from activities.ledger.activities import LedgerActivities
 from activities.preview.local import LocalPreviewBackend
@@ -205,6 +206,7 @@ async def run_workers(workers: list[Worker], stop: asyncio.Event) -> None:
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
+    close_forges()  # shared GitHub connections end with the workers that used them
     for task in tasks:
         if task in done and task.exception():
             raise task.exception()  # type: ignore[misc]

@@ -89,6 +89,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 DEFAULT_ESTIMATE_TOKENS = 100_000
+PATCH_TELL_ISSUE_NO_CODER = "tell-issue-no-coder"
 
 
 
@@ -326,8 +327,12 @@ class SpecToShip:
             result_type=AgentPlan, **GATE_CALL, summary="pick a model per role"))
         self._plan = plan
         if plan.coder is None:
-            await self._fail(["no coder configured: pass --agent (e.g. scripted:FILE or patch:FILE) or configure "
-                              "a model with the coder role in spec2ship.yaml"])
+            reason = ("no coder configured: pass --agent (e.g. scripted:FILE or patch:FILE), configure a model with "
+                      "the coder role in spec2ship.yaml, or set SPEC2SHIP_DEFAULT_CODER")
+            # Runs started from an issue used to fail here without a word on the issue.
+            if self._request.issue_number is not None and workflow.patched(PATCH_TELL_ISSUE_NO_CODER):
+                await self._notify(f"spec2ship could not start: {reason}.")
+            await self._fail([reason])
         await self._admit(spec)
         await self._prepare_workspace(spec)
         feedback: list[str] = []

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 from activities.agents.base import Role, ToolSpec
 from activities.evidence.models import CriterionResult, PreviewEvidence
 from activities.forge.activities import forge_failure
-from activities.forge.base import ForgeError, RepoRef
+from activities.forge.base import Forge, ForgeError, RepoRef
 from activities.preview.base import PreviewBackend, PreviewRequest
 from activities.review.checks import deterministic_checks
 from activities.workspace.models import DiffStat, RunToolInput, ToolGrant, ToolResult, WorkspaceRef
@@ -75,6 +75,12 @@ class WorkspaceActivities:
         self.queue = queue
         self.preview = preview
 
+    def _forge(self, repo: RepoRef) -> Forge:
+        """The forge, with GitHub working copies kept under this worker's own workspace folder."""
+        from activities.forge.registry import forge_for
+
+        return forge_for(repo, workdir_base=self.data_dir / "workspaces")
+
     @activity.defn(name="claim_workspace_queue")
     async def claim_workspace_queue(self) -> str:
         """Runs on the shared queue; whichever worker takes it lends its own queue to the run."""
@@ -82,12 +88,10 @@ class WorkspaceActivities:
 
     @activity.defn(name="prepare_workspace")
     def prepare_workspace(self, request: PrepareWorkspaceInput) -> WorkspaceRef:
-        from activities.forge.registry import forge_for
-
         dest = self.data_dir / "workspaces" / safe_name(request.run_key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            base_sha = forge_for(request.repo).prepare_workspace(request.branch, dest)
+            base_sha = self._forge(request.repo).prepare_workspace(request.branch, dest)
         except ForgeError as error:
             raise forge_failure(error) from error
         return WorkspaceRef(
@@ -148,10 +152,8 @@ class WorkspaceActivities:
 
     @activity.defn(name="publish_branch")
     def publish_branch(self, request: PublishBranchInput) -> str:
-        from activities.forge.registry import forge_for
-
         try:
-            return forge_for(request.workspace.repo).publish_branch(
+            return self._forge(request.workspace.repo).publish_branch(
                 Path(request.workspace.path), request.workspace.branch, request.message
             )
         except ForgeError as error:
@@ -168,10 +170,8 @@ class WorkspaceActivities:
 
     @activity.defn(name="remove_workspace")
     def remove_workspace(self, workspace: WorkspaceRef) -> None:
-        from activities.forge.registry import forge_for
-
         try:
-            forge_for(workspace.repo).remove_workspace(Path(workspace.path))
+            self._forge(workspace.repo).remove_workspace(Path(workspace.path))
         except ForgeError as error:
             raise forge_failure(error) from error
 

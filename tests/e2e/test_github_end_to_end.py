@@ -266,3 +266,22 @@ async def test_the_factory_starts_an_invalid_spec_whose_run_answers_on_the_issue
     assert any(f"{repo}#{issue}:13: autonomy:" in line for line in lines), answer
     assert len(lines) == len(done.reasons) == 2
     assert fake.pulls(repo) == []
+
+
+async def test_a_run_with_no_coder_configured_says_so_on_the_issue(world: E2E, monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    empty = tmp_path / "spec2ship.yaml"
+    empty.write_text("models: []\n")
+    monkeypatch.setenv("SPEC2SHIP_CONFIG", str(empty))
+    fake, github = world.fake, world.github
+    repo = world.repo()
+    issue = fake.add_issue(repo, "Nobody to write it", spec_body(world.service, world.team), labels=[LABEL])
+    report: FactoryReport = await world.client.execute_workflow(
+        FACTORY_RUN, FactoryRunInput(repos=[repo], label=LABEL), id=f"factory-{uuid.uuid4()}",
+        task_queue=world.queue, result_type=FactoryReport)
+    assert [started.issue for started in report.started] == [issue]
+    done = await asyncio.wait_for(world.handle(repo, issue).result(), 60)
+    assert done.state is RunState.failed
+    [answer] = github.bot_comments(repo, issue)
+    assert answer.startswith("spec2ship could not start: no coder configured")
+    assert fake.pulls(repo) == []
