@@ -112,8 +112,9 @@ def build_workers(
         client,
         task_queue=ws_queue,
         activities=[
-            workspace.prepare_workspace, workspace.run_tool, workspace.list_mcp_tools, workspace.diff_workspace,
-            workspace.check_change, workspace.publish_branch, workspace.validate_in_preview, workspace.remove_workspace,
+            workspace.prepare_workspace, workspace.run_tool, workspace.list_mcp_tools, workspace.run_cli_agent,
+            workspace.diff_workspace, workspace.check_change, workspace.publish_branch, workspace.validate_in_preview,
+            workspace.remove_workspace,
         ],
         activity_executor=pool,
         interceptors=list(interceptors),

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         Usage,
     )
     from activities.budget.models import ReserveInput, ReserveOutcome, UsageCommitInput
-    from activities.workspace.activities import ListMcpToolsInput, McpToolset
+    from activities.workspace.activities import CliAgentOutcome, ListMcpToolsInput, McpToolset, RunCliAgentInput
     from activities.workspace.governance import (
         FINAL_TOOLS,
         GovernorState,
@@ -90,6 +90,7 @@ class AgentRunResult(BaseModel):
 
 PATCH_COUNT_TOOL_DENIALS = "count-tool-denials"
 PATCH_OFFER_MCP_TOOLS = "offer-mcp-tools"
+PATCH_CLI_AGENT = "cli-agent-coder"
 
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1),
@@ -113,6 +114,8 @@ class AgentRun:
 
     @workflow.run
     async def run(self, request: AgentRunInput) -> AgentRunResult:
+        if request.model.provider == "cli" and workflow.patched(PATCH_CLI_AGENT):
+            return await self._run_cli_agent(request)
         messages = [Message(role="system", content=request.role_prompt), Message(role="user", content=request.task)]
         tools = [TOOL_SPECS[name] for name in request.grant.tools if name in TOOL_SPECS]
         if workflow.patched(PATCH_OFFER_MCP_TOOLS):
@@ -194,6 +197,33 @@ class AgentRun:
                                       f"stopped after {self._governor.denials} denied tool calls (last: "
                                       f"{result.output.splitlines()[0][:200] if result.output else call.name})")
         return finish(AgentStatus.stopped, f"step limit: {limits.max_steps} steps without finishing")
+
+    async def _run_cli_agent(self, request: AgentRunInput) -> AgentRunResult:
+        """A CLI agent edits the workspace on its own in one activity; tokens are its own business."""
+        workflow.set_current_details(f"{request.attribution.role}: CLI agent {request.model.model}")
+        try:
+            outcome = await workflow.execute_activity(
+                "run_cli_agent",
+                RunCliAgentInput(workspace=request.workspace, model=request.model.model,
+                                 prompt=f"{request.role_prompt}\n\n{request.task}",
+                                 log_name=f"{workflow.info().workflow_id}-{request.round}"),
+                result_type=CliAgentOutcome, task_queue=request.workspace.task_queue,
+                start_to_close_timeout=timedelta(hours=2), heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_attempts=1),  # a half-edited workspace is not idempotent
+                summary=f"CLI agent {request.model.model}",
+            )
+        except ActivityError as error:
+            return AgentRunResult(status=AgentStatus.failed, reason=f"CLI agent failed: {_cause(error)}",
+                                  models=[request.model.model])
+        last = outcome.log_tail.strip().splitlines()[-1:] or [""]
+        if outcome.timed_out:
+            return AgentRunResult(status=AgentStatus.stopped, reason=f"CLI agent timed out after "
+                                  f"{outcome.duration_s:.0f}s", final_message=last[0], models=[request.model.model])
+        if outcome.exit_code != 0:
+            return AgentRunResult(status=AgentStatus.failed, reason=f"CLI agent exited {outcome.exit_code}: {last[0]}",
+                                  models=[request.model.model])
+        return AgentRunResult(status=AgentStatus.completed, final_message=last[0], models=[request.model.model],
+                              steps=1)
 
     async def _call_model(
         self, request: AgentRunInput, messages: list[Message], tools: list[ToolSpec]

@@ -36,6 +36,7 @@ class ModelChoice(BaseModel):
     model: str
     task_queue: str
     reason: str = ""
+    provider: str = Field(default="", description="The registry entry's provider kind; `cli` runs as one activity.")
     price_in_per_mtok: float = 0.0
     price_out_per_mtok: float = 0.0
 

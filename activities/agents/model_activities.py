@@ -46,7 +46,7 @@ from workflows.api import MODEL_STATS, model_evidence_id
 
 log = logging.getLogger(__name__)
 
-# Kinds the agent loop can drive with `call_model`; `cli` agents need their own activity (not wired yet).
+# Kinds the agent loop drives with `call_model`; a `cli` coder runs as one `run_cli_agent` activity instead.
 SELECTABLE = frozenset({ProviderKind.openai, ProviderKind.anthropic, ProviderKind.hf_local, ProviderKind.scripted})
 NAMED = "named in the run request"
 # A query waits for a worker to answer; the planner would rather choose without evidence than wait long.
@@ -106,7 +106,8 @@ class ModelActivities:
                 continue
             if registry is None:
                 registry = _registry()
-            candidates = [entry.name for entry in registry.for_role(role) if entry.provider in SELECTABLE]
+            drivable = SELECTABLE | {ProviderKind.cli} if role is Role.coder else SELECTABLE
+            candidates = [entry.name for entry in registry.for_role(role) if entry.provider in drivable]
             if candidates:
                 if evidence is None:
                     evidence = await self._evidence(request.kind)
@@ -142,6 +143,10 @@ class ModelActivities:
         return self._from_entry(role, entry, reason)
 
     def _from_entry(self, role: Role, entry: ModelEntry, reason: str) -> ModelChoice:
+        if entry.provider is ProviderKind.cli and role is not Role.coder:
+            raise ApplicationError(
+                f"model {entry.name!r} is a CLI agent: it can only be the coder (reviewers and judges must answer "
+                "through submit_review / submit_judgement)", type="config", non_retryable=True)
         # Local models run where their weights are; a remote model runs on the queue the file names, else ours.
         queue = entry.task_queue if entry.queue_configured or entry.provider is ProviderKind.hf_local else (
             self._cpu_queue)
@@ -150,6 +155,7 @@ class ModelActivities:
             model=entry.name,
             task_queue=queue,
             reason=reason,
+            provider=entry.provider.value,
             price_in_per_mtok=entry.price.input_per_mtok,
             price_out_per_mtok=entry.price.output_per_mtok,
         )

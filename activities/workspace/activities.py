@@ -18,6 +18,7 @@ from activities.forge.base import Forge, ForgeError, RepoRef
 from activities.preview.base import PreviewBackend, PreviewRequest
 from activities.review.checks import deterministic_checks
 from activities.workspace.models import DiffStat, RunToolInput, ToolGrant, ToolResult, WorkspaceRef
+from activities.workspace.redact import redact
 from activities.workspace.tools import Workspace, execute
 from specs.models import Constraints
 
@@ -56,6 +57,22 @@ class McpToolset(BaseModel):
 
     names: list[str] = Field(default_factory=list)
     specs: list[ToolSpec] = Field(default_factory=list)
+
+
+class RunCliAgentInput(BaseModel):
+    workspace: WorkspaceRef
+    model: str = Field(description="A registry entry with provider `cli`.")
+    prompt: str
+    log_name: str
+
+
+class CliAgentOutcome(BaseModel):
+    """What the CLI agent did; its change is read afterwards by diff_workspace like any coder's."""
+
+    exit_code: int
+    timed_out: bool = False
+    log_tail: str = ""
+    duration_s: float = 0.0
 
 
 class PreviewInput(BaseModel):
@@ -127,6 +144,30 @@ class WorkspaceActivities:
             return McpToolset()
         grant = ToolGrant(role=request.role, tools=[], mcp_tools=names)
         return McpToolset(names=names, specs=mcp_tool_specs(Workspace(Path(request.workspace.path)), grant, settings))
+
+    @activity.defn(name="run_cli_agent")
+    async def run_cli_agent(self, request: RunCliAgentInput) -> CliAgentOutcome:
+        """A CLI coding agent (Claude Code, Codex, aider) as one heartbeating, cancellable activity.
+
+        Its edits are not governed call by call; the deterministic review checks (scope, size, secrets)
+        judge the change it leaves, like any other coder's.
+        """
+        from activities.agents.cli_agent import CliAgent, CliAgentError
+        from activities.agents.registry import ConfigError, UnknownModelError, load_registry
+
+        try:
+            entry = load_registry().get(request.model)
+        except (ConfigError, UnknownModelError) as error:
+            raise ApplicationError(str(error), type="config", non_retryable=True) from error
+        log_path = self.data_dir / "logs" / f"{safe_name(request.log_name)}.log"
+        try:
+            result = await CliAgent(entry).run(workspace=Path(request.workspace.path), prompt=request.prompt,
+                                               heartbeat=activity.heartbeat, log_path=log_path)
+        except CliAgentError as error:
+            raise ApplicationError(str(error), type="config", non_retryable=True) from error
+        tail, _ = redact(result.log_tail[-4000:], Workspace(Path(request.workspace.path)).known_secrets())
+        return CliAgentOutcome(exit_code=result.exit_code, timed_out=result.timed_out, log_tail=tail,
+                               duration_s=round(result.duration_s, 2))
 
     @activity.defn(name="diff_workspace")
     def diff_workspace(self, workspace: WorkspaceRef) -> WorkspaceDiff:
