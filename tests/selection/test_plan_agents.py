@@ -14,6 +14,7 @@ import pytest_asyncio
 from pipeline.pipeline_harness import running_workers, start_run
 from selection.own_service import own_service
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.agents.base import AgentChoice, Attribution, Message, ModelRequest, Role
@@ -46,7 +47,7 @@ def registry_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
         "  - {name: alpha, provider: scripted, script: coder-greet.yaml, roles: [coder, reviewer]}\n"
         "  - {name: beta, provider: scripted, script: reviewer-approve.yaml, roles: [coder, reviewer],"
         " price: {input_per_mtok: 1.0, output_per_mtok: 2.0}}\n"
-        "  - {name: aider, provider: cli, command: 'aider --message-file {prompt_file}', roles: [coder, reviewer]}\n",
+        "  - {name: aider, provider: cli, command: 'aider --message-file {prompt_file}', roles: [reviewer]}\n",
         encoding="utf-8",
     )
     monkeypatch.setenv("SPEC2SHIP_CONFIG", str(config))
@@ -88,7 +89,7 @@ async def test_explicit_choices_win_and_the_reviewer_differs_from_the_coder(regi
     plan = await models.plan_agents(plan_input(coder="beta"))
     assert plan.coder is not None and (plan.coder.model, plan.coder.reason) == ("beta", "named in the run request")
     assert plan.coder.price_out_per_mtok == 2.0 and plan.coder.task_queue == "cpu"
-    assert plan.reviewer is not None and plan.reviewer.model == "alpha"  # the cli entry is never picked
+    assert plan.reviewer is not None and plan.reviewer.model == "alpha"  # a cli entry never reviews
     assert plan.reviewer.reason == ("reviewer: alpha, no runs yet on bugfix; the only reviewer model other than "
                                     "the coder's")
     assert plan.validator is None  # no validator model anywhere: the role is skipped
@@ -182,3 +183,8 @@ async def test_a_run_with_no_models_named_gets_them_from_the_registry_by_evidenc
     assert f"- validator: `{judge}` (validator: {judge}, from SPEC2SHIP_DEFAULT_JUDGE)" in evidence
     # The run's own outcome was fed back: alpha coded it, beta approved a change that merged.
     assert after == {("coder", "alpha"): (13, 13), ("coder", "beta"): (0, 12), ("reviewer", "beta"): (1, 1)}
+
+
+async def test_a_cli_agent_cannot_be_named_reviewer(registry_file: dict[str, Path]) -> None:
+    with pytest.raises(ApplicationError, match="is a CLI agent: it can only be the coder"):
+        await ModelActivities(cpu_queue="cpu").plan_agents(plan_input(coder="alpha", reviewer="aider"))
