@@ -46,6 +46,22 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest_asyncio.fixture(scope="module")
+async def eager_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server that suggests continue-as-new after 30 history events, to test entity workflows'
+    continue-as-new (no lost signal or update) without thousands of events."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        dev_server_log_level="error",
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=30"],
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module")
 async def skip_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real time-skipping test server; search attributes are registered by hand (see notes)."""
     env = await WorkflowEnvironment.start_time_skipping(

