@@ -148,3 +148,23 @@ class Forge(Protocol):
     def permission(self, user: str) -> str:
         """`admin`, `write`, `read` or `none`; only admin and write may steer a run."""
         ...
+
+
+def read_spec_from_repository(forge: Forge, source: SpecSource, where: str) -> tuple[str, str] | None:
+    """An inline or file spec, read the same way on every forge; None for an issue, which only some
+    forges have. `where` names the repository in messages."""
+    if source.kind == "inline":
+        if source.text is None:
+            raise ForgeError("an inline spec source carries no text; pass the spec text or use kind='file'")
+        return source.text, source.path or "<inline>"
+    if source.kind == "file":
+        if not source.path:
+            raise ForgeError("a file spec source needs a path relative to the repository root")
+        text = forge.read_file(source.path)
+        if text is None:
+            raise ForgeError(
+                f"no spec file {source.path} on branch {forge.default_branch()} of {where}; "
+                "commit it to the default branch, or pass the spec inline"
+            )
+        return text, source.path
+    return None

@@ -46,6 +46,7 @@ from activities.forge.base import (
     PullRequestState,
     RepoRef,
     SpecSource,
+    read_spec_from_repository,
 )
 from activities.forge.github_auth import GitHubAuth, GitHubAuthError, forge_error, github_message
 
@@ -133,20 +134,9 @@ class GitHubForge:
     # --- reading -----------------------------------------------------------------------------------
 
     def read_spec(self, source: SpecSource) -> tuple[str, str]:
-        if source.kind == "inline":
-            if source.text is None:
-                raise ForgeError("an inline spec source carries no text: pass SpecSource(text=...)")
-            return source.text, source.path or "inline spec"
-        if source.kind == "file":
-            if not source.path:
-                raise ForgeError("a file spec source needs a path (e.g. specs/health.md)")
-            text = self.read_file(source.path)
-            if text is None:
-                raise ForgeError(
-                    f"spec file {source.path} not found on {self.default_branch()} of {self.full_name}: "
-                    "commit it there or fix the path"
-                )
-            return text, source.path
+        found = read_spec_from_repository(self, source, self.full_name)
+        if found is not None:
+            return found
         if source.issue_number is None:
             raise ForgeError("an issue spec source needs an issue_number")
         issue = self.read_issue(source.issue_number)

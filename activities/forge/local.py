@@ -35,6 +35,7 @@ from activities.forge.base import (
     PullRequest,
     PullRequestState,
     SpecSource,
+    read_spec_from_repository,
 )
 from activities.forge.gitcli import BOT_NAME, Git, GitError, WorktreeInfo
 
@@ -153,20 +154,9 @@ class LocalForge:
         return name
 
     def read_spec(self, source: SpecSource) -> tuple[str, str]:
-        if source.kind == "inline":
-            if source.text is None:
-                raise ForgeError("an inline spec source carries no text; pass the spec text or use kind='file'")
-            return source.text, source.path or "<inline>"
-        if source.kind == "file":
-            if not source.path:
-                raise ForgeError("a file spec source needs a path relative to the repository root")
-            text = self.read_file(source.path)
-            if text is None:
-                raise ForgeError(
-                    f"no spec file {source.path} on branch {self.default_branch()} of {self.path}; "
-                    "commit it to the default branch, or pass the spec inline"
-                )
-            return text, source.path
+        found = read_spec_from_repository(self, source, str(self.path))
+        if found is not None:
+            return found
         raise ForgeError(
             f"the local forge at {self.path} has no issues, so it cannot read spec issue #{source.issue_number}; "
             "pass the spec as a file in the repository or inline"

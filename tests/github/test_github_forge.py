@@ -70,7 +70,7 @@ def test_reads_a_spec_and_files_from_the_default_branch(forge: GitHubForge) -> N
 def test_a_missing_spec_file_or_a_pull_request_number_is_a_clear_error(
     fake: FakeGitHub, forge: GitHubForge, workdir: Path
 ) -> None:
-    with pytest.raises(ForgeError, match=r"specs/nope.md not found on main of acme/shop"):
+    with pytest.raises(ForgeError, match=r"no spec file specs/nope.md on branch main of acme/shop"):
         forge.read_spec(SpecSource(kind="file", path="specs/nope.md"))
     pr = opened(forge, workdir)
     with pytest.raises(ForgeError, match="is a pull request, not an issue"):
