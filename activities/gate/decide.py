@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from activities.evidence.models import CheckStatus, CriterionResult, ReviewResult, ReviewVerdict
 from activities.gate.models import Decision, GateDecision
+from activities.ledger.score import score_run
 from specs.models import AutonomyLevel
 
 DETERMINISTIC = {"http", "run", "ci", "review"}
@@ -36,6 +37,14 @@ def _names(results: list[CriterionResult]) -> str:
 
 def decide(gate: GateInput) -> GateDecision:
     checks = list(gate.criteria) + (gate.review.checks if gate.review else [])
+    if gate.score is None:
+        # Keptn-style evidence score: weighted objectives, key objectives fail the run, pass/warning bars.
+        evidence = score_run(checks, gate.review.verdict if gate.review else ReviewVerdict.none)
+        gate = gate.model_copy(update={"score": evidence.score, "score_result": evidence.result.value})
+        score_line = (f"evidence score {evidence.score:.0f}/100: {evidence.result.value} (pass at "
+                      f"{evidence.thresholds.passed:.0f}, warning at {evidence.thresholds.warning:.0f})")
+    else:
+        score_line = f"evidence score {gate.score:.0f}/100: {gate.score_result}"
     failing = {CheckStatus.failed, CheckStatus.error}
     hard_failures = [c for c in checks if c.kind in DETERMINISTIC and c.status in failing]
     judged_failures = [c for c in checks if c.kind == "judge" and c.status is CheckStatus.failed]
@@ -50,8 +59,10 @@ def decide(gate: GateInput) -> GateDecision:
 
     if hard_failures:
         reasons.append(f"deterministic checks failed: {_names(hard_failures)}")
+        reasons.append(score_line)
         return result(Decision.reject)
     reasons.append(f"{len(passed)} check(s) passed")
+    reasons.append(score_line)
     if gate.stop_reason:
         reasons.append(f"the coder stopped early: {gate.stop_reason}")
         return result(Decision.escalate)
