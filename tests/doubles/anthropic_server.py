@@ -6,19 +6,13 @@ package is installed; the contract test drives the official client against every
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 import uuid
-from collections import deque
-from collections.abc import Iterable
-from types import TracebackType
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from doubles.openai_server import Fail, Garbage, ReceivedRequest, Reply, ServerThread, Stall, Step
+from doubles.openai_server import Fail, Reply, ScriptedDouble
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -31,71 +25,6 @@ _ERROR_TYPES = {
     529: "overloaded_error",
 }
 _FINISH_TO_STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
-
-
-class AnthropicDouble:
-    """`with AnthropicDouble() as server:`; point clients at `server.base_url` (no /v1: the client adds it)."""
-
-    def __init__(self, *, api_key: str | None = "test-key", steps: Iterable[Step] = ()) -> None:
-        self.api_key = api_key
-        self.requests: list[ReceivedRequest] = []
-        self._steps: deque[Step] = deque(steps)
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread = ServerThread(self._app())
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._thread.port}"
-
-    def script(self, *steps: Step) -> None:
-        with self._lock:
-            self._steps = deque(steps)
-            self.requests.clear()
-
-    def __enter__(self) -> AnthropicDouble:
-        self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._stopping.set()
-        self._thread.stop()
-
-    def _next(self) -> Step | None:
-        with self._lock:
-            return self._steps.popleft() if self._steps else None
-
-    def _app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.post("/v1/messages")
-        async def messages(request: Request) -> Response:
-            body = await request.json()
-            with self._lock:
-                self.requests.append(ReceivedRequest(path=request.url.path, headers=dict(request.headers), body=body))
-            # The API takes the key as `x-api-key`; newer official clients send `Authorization: Bearer`.
-            presented = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix(
-                "Bearer ")
-            if self.api_key is not None and presented != self.api_key:
-                return error_response(Fail(status=401, message="invalid x-api-key"))
-            if not request.headers.get("anthropic-version"):
-                return error_response(Fail(status=400, message="anthropic-version: header is required"))
-            step = self._next()
-            if step is None:
-                return error_response(Fail(status=500, message="the test double's script is exhausted"))
-            if isinstance(step, Stall):
-                deadline = time.monotonic() + step.seconds
-                while time.monotonic() < deadline and not self._stopping.is_set():
-                    await asyncio.sleep(0.02)
-                step = step.then
-            if isinstance(step, Fail):
-                return error_response(step)
-            if isinstance(step, Garbage):
-                return Response(step.body, media_type="text/html")
-            return JSONResponse(message_body(step, body.get("model", "unknown")))
-
-        return app
 
 
 def message_body(reply: Reply, requested_model: str) -> dict[str, Any]:
@@ -131,3 +60,21 @@ def error_response(fail: Fail) -> JSONResponse:
     kind = fail.error_type or _ERROR_TYPES.get(fail.status, "api_error")
     payload = {"type": "error", "error": {"type": kind, "message": fail.message}}
     return JSONResponse(payload, status_code=fail.status, headers=headers)
+
+
+class AnthropicDouble(ScriptedDouble):
+    """`with AnthropicDouble() as server:`; point clients at `server.base_url` (no /v1: the client adds it)."""
+
+    route = "/v1/messages"
+    error = staticmethod(error_response)
+    success = staticmethod(message_body)
+
+    def refuse(self, request: Request) -> Response | None:
+        # The API takes the key as `x-api-key`; newer official clients send `Authorization: Bearer`.
+        presented = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix(
+            "Bearer ")
+        if self.api_key is not None and presented != self.api_key:
+            return error_response(Fail(status=401, message="invalid x-api-key"))
+        if not request.headers.get("anthropic-version"):
+            return error_response(Fail(status=400, message="anthropic-version: header is required"))
+        return None

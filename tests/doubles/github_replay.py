@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from doubles.github_openapi import RecordedCall, recorded_calls
-from doubles.github_server import LocalServer
+from doubles.http_server import ServerThread
 
 _KEPT_HEADERS = ("retry-after", "x-ratelimit-remaining", "x-ratelimit-reset", "location", "link")
 
@@ -39,7 +39,7 @@ class ReplayGitHub:
     def __post_init__(self) -> None:
         self._pending = [call for scenario in self.scenarios for call in recorded_calls(scenario)]
         self._lock = threading.Lock()
-        self._thread = LocalServer(self._app())
+        self._thread = ServerThread(self._app(), name="replay-github")
         self.url = f"http://127.0.0.1:{self._thread.port}"
 
     def __enter__(self) -> ReplayGitHub:

@@ -47,16 +47,13 @@ It delivers no webhooks: the test that needs them posts deliveries itself.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
 import secrets
 import shutil
-import socket
 import tempfile
 import threading
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -67,7 +64,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import jwt
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -88,6 +84,7 @@ from doubles.github_state import (
     User,
     now,
 )
+from doubles.http_server import ServerThread
 
 API_PREFIX = "/api/v3"
 INSTALLATION_TOKEN_TTL = timedelta(hours=1)
@@ -165,41 +162,6 @@ class _Collected:
     body: bytes = b""
 
 
-class LocalServer:
-    """Runs an ASGI app with uvicorn on 127.0.0.1 and a free port, in a daemon thread.
-
-    TCP_NODELAY is set on the listening socket (accepted sockets inherit it): without it, every answer
-    on a kept-alive connection waits ~40 ms for the client's delayed ACK (Nagle), which made each
-    PyGithub call take 44 ms instead of 1 ms here.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"fake-github-{self.port}")
-
-    def _serve(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._sock]))
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the fake GitHub on port {self.port} did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
-
-
 class FakeGitHub:
     """See the module docstring. `root` holds the bare repositories (a temporary folder by default)."""
 
@@ -217,7 +179,7 @@ class FakeGitHub:
         self._apps: dict[int, App] = {}
         self._installations: dict[int, Installation] = {}
         self._faults: list[Fault] = []
-        self._thread = LocalServer(self._build_app())
+        self._thread = ServerThread(self._build_app(), name="fake-github")
         self.url = f"http://127.0.0.1:{self._thread.port}"
         self.api_url = self.url + API_PREFIX
         self.shapes = Shapes(self.api_url, self.url)

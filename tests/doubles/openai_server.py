@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+
+from doubles.http_server import ServerThread
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -84,37 +84,16 @@ class ReceivedRequest(BaseModel):
     body: dict[str, Any]
 
 
-class ServerThread:
-    """Runs an ASGI app with uvicorn on 127.0.0.1 and a free port, in a daemon thread."""
+class ScriptedDouble:
+    """The script, the recorded requests and the server thread that the OpenAI and Anthropic doubles share.
 
-    def __init__(self, app: FastAPI) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"double-{self.port}")
+    A subclass names its one POST route (`route`, and `base_path` for `base_url`), says how its API
+    refuses a request before any step is played (`refuse`: keys, headers) and how it renders a
+    failure and a reply (`error`, `success`).
+    """
 
-    def _serve(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._sock]))
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the test double on port {self.port} did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
-
-
-class OpenAIDouble:
-    """`with OpenAIDouble() as server:` then `server.script(...)`; point clients at `server.base_url`."""
+    route: ClassVar[str]
+    base_path: ClassVar[str] = ""
 
     def __init__(self, *, api_key: str | None = "test-key", steps: Iterable[Step] = ()) -> None:
         self.api_key = api_key
@@ -126,14 +105,23 @@ class OpenAIDouble:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._thread.port}/v1"
+        return f"http://127.0.0.1:{self._thread.port}{self.base_path}"
+
+    def refuse(self, request: Request) -> Response | None:
+        raise NotImplementedError(f"{type(self).__name__} must say which requests its API refuses")
+
+    def error(self, fail: Fail) -> Response:
+        raise NotImplementedError(f"{type(self).__name__} must render failures in its API's shape")
+
+    def success(self, reply: Reply, requested_model: str) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must render replies in its API's shape")
 
     def script(self, *steps: Step) -> None:
         with self._lock:
             self._steps = deque(steps)
             self.requests.clear()
 
-    def __enter__(self) -> OpenAIDouble:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -149,29 +137,30 @@ class OpenAIDouble:
     def _app(self) -> FastAPI:
         app = FastAPI()
 
-        @app.post("/v1/chat/completions")
-        async def chat_completions(request: Request) -> Response:
-            body = await request.json()
+        async def answer(request: Request) -> Response:
+            body: dict[str, Any] = await request.json()
             with self._lock:
                 self.requests.append(ReceivedRequest(path=request.url.path, headers=dict(request.headers), body=body))
-            if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
-                return error_response(Fail(status=401, message="Incorrect API key provided.",
-                                           code="invalid_api_key"))
-            step = self._next()
-            if step is None:
-                return error_response(Fail(status=500, message="the test double's script is exhausted"))
-            if isinstance(step, Stall):
-                deadline = time.monotonic() + step.seconds
-                while time.monotonic() < deadline and not self._stopping.is_set():
-                    await asyncio.sleep(0.02)
-                step = step.then
-            if isinstance(step, Fail):
-                return error_response(step)
-            if isinstance(step, Garbage):
-                return Response(step.body, media_type="text/html")
-            return JSONResponse(completion_body(step, body.get("model", "unknown")))
+            refused = self.refuse(request)
+            return refused if refused is not None else await self._play(body.get("model", "unknown"))
 
+        app.add_api_route(self.route, answer, methods=["POST"])
         return app
+
+    async def _play(self, requested_model: str) -> Response:
+        step = self._next()
+        if step is None:
+            return self.error(Fail(status=500, message="the test double's script is exhausted"))
+        if isinstance(step, Stall):
+            deadline = time.monotonic() + step.seconds
+            while time.monotonic() < deadline and not self._stopping.is_set():
+                await asyncio.sleep(0.02)
+            step = step.then
+        if isinstance(step, Fail):
+            return self.error(step)
+        if isinstance(step, Garbage):
+            return Response(step.body, media_type="text/html")
+        return JSONResponse(self.success(step, requested_model))
 
 
 def completion_body(reply: Reply, requested_model: str) -> dict[str, Any]:
@@ -218,3 +207,17 @@ def error_response(fail: Fail) -> JSONResponse:
     payload = {"error": {"message": fail.message, "type": fail.error_type or _ERROR_TYPES.get(fail.status, "error"),
                          "param": None, "code": fail.code}}
     return JSONResponse(payload, status_code=fail.status, headers=headers)
+
+
+class OpenAIDouble(ScriptedDouble):
+    """`with OpenAIDouble() as server:` then `server.script(...)`; point clients at `server.base_url`."""
+
+    route = "/v1/chat/completions"
+    base_path = "/v1"
+    error = staticmethod(error_response)
+    success = staticmethod(completion_body)
+
+    def refuse(self, request: Request) -> Response | None:
+        if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return error_response(Fail(status=401, message="Incorrect API key provided.", code="invalid_api_key"))
+        return None

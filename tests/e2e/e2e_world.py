@@ -1,5 +1,5 @@
-"""The world of the GitHub end-to-end tests: the fake GitHub with people and repositories, the webhook app
-served in this event loop, signed deliveries built from the fake's own JSON, and waiting helpers.
+"""The world of the GitHub end-to-end tests: the fake GitHub with people and repositories, signed
+deliveries built from the fake's own JSON, and waiting helpers (`doubles.http_server.served` serves the app).
 
 Deliveries are made the way GitHub makes them: the `issue`, `comment`, `pull_request`, `label` and
 `repository` objects are the fake's REST answers for those objects (held to GitHub's OpenAPI
@@ -10,19 +10,16 @@ carries an `X-GitHub-Delivery` id; a redelivery repeats the same body and id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import textwrap
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
-import uvicorn
 import yaml
 from doubles.github_server import FakeGitHub
-from fastapi import FastAPI
 from temporalio.client import WorkflowHandle
 
 from workers.webhook.signature import sign
@@ -140,24 +137,6 @@ def coder_script(readme: str) -> str:
         {"content": "The README documents /health.", "usage": {"input_tokens": 1400, "output_tokens": 20}},
     ]
     return yaml.safe_dump({"model": "scripted-coder", "turns": turns}, sort_keys=False)
-
-
-@contextlib.asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on real uvicorn (an ephemeral port, this event loop) and an HTTP client for it."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def deliver(client: httpx.AsyncClient, delivery: Delivery) -> dict[str, Any]:

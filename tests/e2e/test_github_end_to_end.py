@@ -27,6 +27,7 @@ import pytest
 import pytest_asyncio
 from doubles.github_openapi import GitHubOpenApi, NpmUnavailable
 from doubles.github_server import FakeGitHub
+from doubles.http_server import served
 from e2e_world import (
     BOT,
     LABEL,
@@ -37,7 +38,6 @@ from e2e_world import (
     coder_script,
     deliver,
     eventually,
-    served,
     spec_body,
     status_when,
 )
@@ -121,7 +121,7 @@ async def e2e(
             return dev_env.client
 
         try:
-            async with served(create_app(WebhookSettings.from_env(), temporal)) as webhook:
+            async with served(create_app(WebhookSettings.from_env(), temporal), timeout=30) as webhook:
                 yield E2E(github, dev_env.client, webhook, queue, f"shop-{suffix}", f"payments-{suffix}", folder)
         finally:
             await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
@@ -207,7 +207,7 @@ async def test_a_labelled_issue_ships_and_a_collaborator_approves_it(world: E2E)
     async def temporal() -> Client:
         return world.client
 
-    async with served(create_app(WebhookSettings.from_env(), temporal)) as restarted:
+    async with served(create_app(WebhookSettings.from_env(), temporal), timeout=30) as restarted:
         again = await deliver(restarted, labeled)
     assert again["status"] == "refused" and "already finished" in again["reason"]
     runs = [run async for run in world.client.list_workflows(f"WorkflowId = '{handle.id}'")]

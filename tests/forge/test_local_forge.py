@@ -8,7 +8,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import local_git_repo
 import pytest
+from local_git_repo import commit, git, isolate_git
 
 from activities.forge.base import CommitStatus, ForgeError, ForgeKind, PullRequestState, RepoRef, SpecSource
 from activities.forge.local import (
@@ -24,40 +26,11 @@ from activities.forge.registry import forge_for
 @pytest.fixture(autouse=True)
 def _isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No global or system git config: the forge must work on a machine where nobody ran `git config`."""
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_DIR"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=Test User", "-c", "user.email=test@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, f"git {args} failed: {done.stderr}"
-    return done.stdout.strip()
-
-
-def commit(cwd: Path, files: dict[str, str], message: str) -> str:
-    for name, text in files.items():
-        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
-        (cwd / name).write_text(text)
-    git(cwd, "add", "-A")
-    git(cwd, "commit", "-q", "-m", message)
-    return git(cwd, "rev-parse", "HEAD")
+    isolate_git(monkeypatch, tmp_path)
 
 
 def make_repo(root: Path, branch: str = "main") -> Path:
-    repo = root / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", branch)
-    commit(repo, {"README.md": "# demo\n", "app.py": "print('hello')\n"}, "first")
-    commit(repo, {"specs/change.yaml": "intent: say goodbye\n"}, "second")
-    return repo
+    return local_git_repo.make_repo(root, {"specs/change.yaml": "intent: say goodbye\n"}, branch)
 
 
 def make_branch(repo: Path, name: str, files: dict[str, str]) -> str:

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from local_git_repo import commit, git, isolate_git, make_repo
 
 from activities.forge.base import ForgeError, MergeOutcome, PullRequest, PullRequestState
 from activities.forge.local import LocalForge, get_pull_request_record
@@ -16,44 +17,16 @@ from activities.forge.local import LocalForge, get_pull_request_record
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No global git config, and a private temp folder so leftovers of a merge can be seen."""
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_DIR"):
-        monkeypatch.delenv(name, raising=False)
+    isolate_git(monkeypatch, tmp_path)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     return scratch
 
 
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=Test User", "-c", "user.email=test@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, f"git {args} failed: {done.stderr}"
-    return done.stdout.strip()
-
-
-def commit(cwd: Path, files: dict[str, str], message: str) -> str:
-    for name, text in files.items():
-        (cwd / name).write_text(text)
-    git(cwd, "add", "-A")
-    git(cwd, "commit", "-q", "-m", message)
-    return git(cwd, "rev-parse", "HEAD")
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    commit(repo, {"README.md": "# demo\n", "app.py": "print('hello')\n"}, "first")
-    commit(repo, {"notes.txt": "notes\n"}, "second")
-    return repo
+    return make_repo(tmp_path, {"notes.txt": "notes\n"})
 
 
 def open_change(forge: LocalForge, tmp_path: Path, files: dict[str, str], branch: str = "feature") -> PullRequest:

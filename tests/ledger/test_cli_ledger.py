@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 import typer
+from ledger_records import outcome_record
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from typer.testing import CliRunner, Result
@@ -33,19 +34,15 @@ async def invoke(*args: str) -> Result:
 
 
 def record(service: str, number: int, finished: datetime, state: RunState = RunState.merged) -> OutcomeRecord:
-    return OutcomeRecord(
-        workflow_id=f"spec2ship/cli-test/{service}/{number}",
-        service=service,
-        team="core",
-        spec_title=f"change {number}",
-        kind="feature",
-        state=state,
-        decision="merge",
-        level="L4",
+    return outcome_record(
+        f"spec2ship/cli-test/{service}/{number}",
+        service,
+        number,
+        finished,
+        state,
         first_commit_at=finished - timedelta(hours=2),
         started_at=finished - timedelta(hours=3),
-        finished_at=finished,
-        merge_sha=f"{service}-{number}" if state is RunState.merged else None,
+        merge_sha=f"{service}-{number}",
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ledger_records import outcome_record
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -50,20 +51,16 @@ def outcome(
     sha: str | None = None,
 ) -> OutcomeRecord:
     number = next(_ids)
-    return OutcomeRecord(
-        workflow_id=f"spec2ship/test/{number}",
-        service=service,
-        team="core",
-        spec_title=f"change {number}",
-        kind="feature",
-        state=state,
-        decision="merge",
-        level="L4",
+    return outcome_record(
+        f"spec2ship/test/{number}",
+        service,
+        number,
+        finished,
+        state,
         agent_made=agent,
         first_commit_at=finished - lead,
         started_at=finished - lead - timedelta(minutes=10),
-        finished_at=finished,
-        merge_sha=(sha or f"sha{number}") if state is RunState.merged else None,
+        merge_sha=sha or f"sha{number}",
     )
 
 

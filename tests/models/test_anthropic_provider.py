@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from doubles.anthropic_server import AnthropicDouble
 from doubles.openai_server import Fail, Reply, ScriptedToolCall, Stall
+from provider_fixtures import RecordingSleep, model_entry, module_double, turn_facts
 
 from activities.agents.anthropic import ANTHROPIC_VERSION, AnthropicProvider
 from activities.agents.base import Attribution, Message, ModelRequest, ProviderError, Role, ToolCall, ToolSpec
@@ -21,29 +21,12 @@ TOOL = ToolSpec(name="read_file", description="Read a file",
                 parameters={"type": "object", "properties": {"path": {"type": "string"}}})
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[AnthropicDouble]:
-    with AnthropicDouble(api_key=KEY) as double:
-        yield double
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await asyncio.sleep(0)
+server = module_double(lambda: AnthropicDouble(api_key=KEY))
 
 
 def entry_for(server: AnthropicDouble, **overrides: object) -> ModelEntry:
-    fields: dict[str, object] = {
-        "name": "reviewer", "provider": ProviderKind.anthropic, "base_url": server.base_url,
-        "api_key_env": KEY_ENV, "model": "claude-test", "timeout_s": 10, "max_retries": 2,
-        "price": Price(input_per_mtok=3.0, output_per_mtok=15.0),
-    }
-    fields.update(overrides)
-    return ModelEntry.model_validate(fields)
+    return model_entry("reviewer", ProviderKind.anthropic, server.base_url, KEY_ENV, "claude-test",
+                       Price(input_per_mtok=3.0, output_per_mtok=15.0), **overrides)
 
 
 def request(messages: list[Message]) -> ModelRequest:
@@ -85,12 +68,10 @@ async def test_tool_use_round_trip_in_messages_shape(server: AnthropicDouble) ->
     ]
 
     assert turn.message.content == "Reading it."
-    assert turn.message.tool_calls == [ToolCall(id="toolu_2", name="read_file", arguments={"path": "b.py"})]
-    assert turn.finish_reason == "tool_calls"
-    assert (turn.usage.input_tokens, turn.usage.output_tokens) == (2000, 100)
-    assert turn.model == "claude-test-20250101"
-    assert turn.provider == "anthropic"
-    assert turn.cost_usd == pytest.approx(2000 * 3 / 1e6 + 100 * 15 / 1e6)
+    assert turn_facts(turn) == (
+        [ToolCall(id="toolu_2", name="read_file", arguments={"path": "b.py"})], "tool_calls", (2000, 100),
+        "claude-test-20250101", "anthropic", pytest.approx(2000 * 3 / 1e6 + 100 * 15 / 1e6),
+    )
 
 
 async def test_end_turn_maps_to_stop(server: AnthropicDouble) -> None:

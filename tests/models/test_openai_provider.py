@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 from doubles.openai_server import Fail, Garbage, OpenAIDouble, Reply, ScriptedToolCall, Stall
+from provider_fixtures import RecordingSleep, model_entry, module_double, turn_facts
 
 from activities.agents.base import Attribution, Message, ModelRequest, ProviderError, Role, ToolCall, ToolSpec
 from activities.agents.http_retry import (
@@ -32,31 +32,12 @@ READ_FILE = ToolSpec(name="read_file", description="Read a file", parameters={
     "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]})
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[OpenAIDouble]:
-    with OpenAIDouble(api_key=KEY) as double:
-        yield double
-
-
-class RecordingSleep:
-    """Stands in for asyncio.sleep so backoff is asserted, not waited for."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await asyncio.sleep(0)
+server = module_double(lambda: OpenAIDouble(api_key=KEY))
 
 
 def entry_for(server: OpenAIDouble, **overrides: object) -> ModelEntry:
-    fields: dict[str, object] = {
-        "name": "coder-model", "provider": ProviderKind.openai, "base_url": server.base_url,
-        "api_key_env": KEY_ENV, "model": "qwen2.5-coder", "timeout_s": 10, "max_retries": 2,
-        "price": Price(input_per_mtok=2.0, output_per_mtok=8.0),
-    }
-    fields.update(overrides)
-    return ModelEntry.model_validate(fields)
+    return model_entry("coder-model", ProviderKind.openai, server.base_url, KEY_ENV, "qwen2.5-coder",
+                       Price(input_per_mtok=2.0, output_per_mtok=8.0), **overrides)
 
 
 def request(messages: list[Message] | None = None, tools: list[ToolSpec] | None = None) -> ModelRequest:
@@ -92,12 +73,10 @@ async def test_tool_calls_round_trip_in_openai_shape(server: OpenAIDouble) -> No
     assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"path": "README.md"}
     assert tool == {"role": "tool", "tool_call_id": "call_1", "content": "# readme"}
 
-    assert turn.message.tool_calls == [ToolCall(id="call_9", name="read_file", arguments={"path": "src/app.py"})]
-    assert turn.finish_reason == "tool_calls"
-    assert (turn.usage.input_tokens, turn.usage.output_tokens) == (1000, 500)
-    assert turn.model == "qwen2.5-coder-served"
-    assert turn.provider == "openai"
-    assert turn.cost_usd == pytest.approx(1000 * 2.0 / 1e6 + 500 * 8.0 / 1e6)
+    assert turn_facts(turn) == (
+        [ToolCall(id="call_9", name="read_file", arguments={"path": "src/app.py"})], "tool_calls", (1000, 500),
+        "qwen2.5-coder-served", "openai", pytest.approx(1000 * 2.0 / 1e6 + 500 * 8.0 / 1e6),
+    )
 
 
 async def test_text_answer(server: OpenAIDouble) -> None:

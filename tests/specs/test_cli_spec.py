@@ -6,23 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+from minimal_spec import MINIMAL_SPEC
 from typer.testing import CliRunner
 
 from workers.cli_spec import spec_app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "specs" / "examples"
 
-VALID = """\
----
-spec: 1
-service: greeter
-team: platform
-acceptance:
-  - id: unit
-    run: pytest -q
----
-# Greet by name
-"""
+VALID = MINIMAL_SPEC
 
 
 @pytest.fixture

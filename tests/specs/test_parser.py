@@ -5,24 +5,16 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from minimal_spec import MINIMAL_FIELDS, MINIMAL_SPEC
 
 from specs.models import AutonomyLevel, ChangeKind
 from specs.parser import SpecError, SpecProblem, parse_issue_body, parse_spec
 
-# Line numbers of the base spec, for reading the assertions below.
-BASE = """\
----
-spec: 1
-service: greeter
-team: platform
-acceptance:
-  - id: unit
-    run: pytest -q
----
-# Greet by name
-
-Say hello.
-"""
+# The base spec, numbered for reading the assertions below:
+#  1 ---             4 team: platform      7     run: pytest -q     10
+#  2 spec: 1         5 acceptance:         8 ---                    11 Say hello.
+#  3 service: ...    6   - id: unit        9 # Greet by name
+BASE = MINIMAL_SPEC + "\nSay hello.\n"
 
 
 def problems_of(text: str, source: str = "spec.md") -> list[SpecProblem]:
@@ -271,14 +263,9 @@ def test_autonomy_not_a_level() -> None:
 
 
 def test_duplicate_criterion_id_points_at_second_id() -> None:
-    text = """\
+    text = f"""\
 ---
-spec: 1
-service: greeter
-team: platform
-acceptance:
-  - id: unit
-    run: pytest -q
+{MINIMAL_FIELDS}\
   - run: ruff check
     id: unit
 ---
@@ -706,16 +693,11 @@ def test_non_text_input() -> None:
 # GitHub issue bodies
 
 
-ISSUE = """\
+ISSUE = f"""\
 Visitors should be greeted by name.
 
 ```spec2ship
-spec: 1
-service: greeter
-team: platform
-acceptance:
-  - id: unit
-    run: pytest -q
+{MINIMAL_FIELDS}\
 ```
 
 More context after the block.

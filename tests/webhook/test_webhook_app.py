@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from doubles.http_server import served
 from fastapi import FastAPI
 from pydantic import SecretStr
 from temporalio import workflow
@@ -27,6 +27,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from webhook_doubles import (
     INVALID_SPEC_BODY,
     SECRET,
+    Call,
     FakeGitHub,
     MakeWebhook,
     Webhook,
@@ -54,6 +55,14 @@ from workflows.api import (
 
 RUN_7 = "spec2ship/octo/shop/issues/7"
 MIB = 1024 * 1024
+
+
+def _acted_on(webhook: Webhook, event: str, payload: dict[str, Any]) -> Call:
+    """Deliver `payload`, expect it acted on, and return the one call it made to Temporal."""
+    assert webhook.deliver(event, payload).json()["status"] == "acted"
+    [call] = webhook.runs.calls
+    return call
+
 
 # --- bad input -------------------------------------------------------------------------------
 
@@ -272,9 +281,7 @@ def test_a_redelivered_label_reaches_temporal_once(webhook: Webhook) -> None:
 
 
 def test_an_edited_spec_signals_the_run(webhook: Webhook) -> None:
-    response = webhook.deliver("issues", issue_payload("edited", changes={"body": {"from": "old"}}))
-    assert response.json()["status"] == "acted"
-    [call] = webhook.runs.calls
+    call = _acted_on(webhook, "issues", issue_payload("edited", changes={"body": {"from": "old"}}))
     assert (call.kind, call.workflow_id, call.name) == ("signal", RUN_7, SPEC_CHANGED)
     assert call.arg == ForgeEvent(kind="spec_changed", actor="author")
 
@@ -310,8 +317,7 @@ def _pull_request(ref: str, body: str | None, merged: bool) -> dict[str, Any]:
     [("spec2ship/issue-7-friendlier-greeting", None), ("spec2ship/friendlier-greeting", "Fixes: #7")],
 )
 def test_a_closed_spec2ship_pull_request_signals_its_run(webhook: Webhook, ref: str, body: str | None) -> None:
-    assert webhook.deliver("pull_request", _pull_request(ref, body, merged=True)).json()["status"] == "acted"
-    [call] = webhook.runs.calls
+    call = _acted_on(webhook, "pull_request", _pull_request(ref, body, merged=True))
     assert (call.workflow_id, call.name) == (RUN_7, PR_CLOSED)
     assert call.arg == ForgeEvent(
         kind="pr_closed", merged=True, actor="maintainer", head_sha="abc123", url="https://github.com/octo/shop/pull/31"
@@ -338,8 +344,7 @@ def test_a_finished_check_suite_signals_the_run_of_its_branch(webhook: Webhook) 
         "repository": {"full_name": "octo/shop"},
         "sender": {"login": "github-actions[bot]"},
     }
-    assert webhook.deliver("check_suite", payload).json()["status"] == "acted"
-    [call] = webhook.runs.calls
+    call = _acted_on(webhook, "check_suite", payload)
     assert (call.workflow_id, call.name) == (RUN_7, CI_COMPLETED)
     assert call.arg == ForgeEvent(
         kind="ci_completed",
@@ -365,8 +370,7 @@ def test_a_finished_workflow_run_signals_the_run_of_its_branch(webhook: Webhook)
         "repository": {"full_name": "octo/shop"},
         "sender": {"login": "maintainer"},
     }
-    assert webhook.deliver("workflow_run", payload).json()["status"] == "acted"
-    [call] = webhook.runs.calls
+    call = _acted_on(webhook, "workflow_run", payload)
     assert call.arg == ForgeEvent(
         kind="ci_completed",
         conclusion="success",
@@ -471,24 +475,6 @@ class StandInSpecToShip:
         return self.received
 
 
-@contextlib.asynccontextmanager
-async def served(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on real uvicorn (an ephemeral port, this event loop) and an HTTP client for it."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def post(client: httpx.AsyncClient, event: str, payload: dict[str, Any], delivery: str) -> httpx.Response:
     body = json.dumps(payload).encode()
     headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": sign(SECRET, body)}
@@ -512,6 +498,19 @@ def _dev_app(env: WorkflowEnvironment, task_queue: str, github: FakeGitHub) -> F
     return create_app(settings, temporal, github.forge)
 
 
+@contextlib.asynccontextmanager
+async def _stand_in_webhook(
+    env: WorkflowEnvironment, task_queue: str, github: FakeGitHub
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A worker for the stand-in SpecToShip on the dev server, and the webhook app served against it."""
+    async with (
+        Worker(env.client, task_queue=task_queue, workflows=[StandInSpecToShip],
+               workflow_runner=UnsandboxedWorkflowRunner()),
+        served(_dev_app(env, task_queue, github)) as client,
+    ):
+        yield client
+
+
 async def test_on_the_dev_server_a_label_starts_one_run_and_commands_steer_it(
     dev_env: WorkflowEnvironment, task_queue: str
 ) -> None:
@@ -525,15 +524,7 @@ async def test_on_the_dev_server_a_label_starts_one_run_and_commands_steer_it(
         payload["repository"]["full_name"] = repo
         return payload
 
-    async with (
-        Worker(
-            dev_env.client,
-            task_queue=task_queue,
-            workflows=[StandInSpecToShip],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        ),
-        served(_dev_app(dev_env, task_queue, github)) as client,
-    ):
+    async with _stand_in_webhook(dev_env, task_queue, github) as client:
         assert (await client.get("/readyz")).status_code == 200
         # Two deliveries of the label (say, labelled twice): one run.
         first = await post(client, "issues", labeled, "label-1")
@@ -561,15 +552,7 @@ async def test_on_the_dev_server_a_label_starts_one_run_and_commands_steer_it(
         assert (await post(client, "pull_request", closed, "closed-1")).json()["status"] == "acted"
 
     # A fresh server (an empty delivery log) gets the same approve delivery again: Temporal applies it once.
-    async with (
-        Worker(
-            dev_env.client,
-            task_queue=task_queue,
-            workflows=[StandInSpecToShip],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        ),
-        served(_dev_app(dev_env, task_queue, github)) as client,
-    ):
+    async with _stand_in_webhook(dev_env, task_queue, github) as client:
         again = await post(client, "issue_comment", command("/spec2ship approve tests are green"), "approve-1")
         assert again.json()["status"] == "acted"
         assert (await post(client, "issue_comment", command("/spec2ship cancel"), "cancel-1")).status_code == 202

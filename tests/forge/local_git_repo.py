@@ -1,0 +1,50 @@
+"""Building real git repositories for the local forge tests, on a machine where nobody ran `git config`."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+FIRST_FILES = {"README.md": "# demo\n", "app.py": "print('hello')\n"}
+
+
+def isolate_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No global or system git config and no identity or GIT_DIR from the environment."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=Test User", "-c", "user.email=test@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"git {args} failed: {done.stderr}"
+    return done.stdout.strip()
+
+
+def commit(cwd: Path, files: Mapping[str, str], message: str) -> str:
+    for name, text in files.items():
+        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        (cwd / name).write_text(text)
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "-m", message)
+    return git(cwd, "rev-parse", "HEAD")
+
+
+def make_repo(root: Path, second: Mapping[str, str], branch: str = "main") -> Path:
+    """`root/repo` with two commits on `branch`: FIRST_FILES, then `second`."""
+    repo = root / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", branch)
+    commit(repo, FIRST_FILES, "first")
+    commit(repo, second, "second")
+    return repo
