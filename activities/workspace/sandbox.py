@@ -171,11 +171,12 @@ def bwrap_argv(mounts: SandboxMounts, env: dict[str, str], command: list[str]) -
     argv += ["--ro-bind", "/etc", "/etc"]
     for secret in _unreadable_system_files():
         argv += ["--ro-bind", "/dev/null", secret]
+    # The private /tmp comes before the toolchain: a virtualenv that lives under /tmp must stay visible.
+    argv += ["--proc", "/proc", "--dev", "/dev", "--bind", str(mounts.tmp), "/tmp"]
     for real in _toolchain_dirs(mounts.workspace):
         if os.path.isdir(real) and not _under(real, bound) and not _under(real, [str(mounts.workspace)]):
             argv += ["--ro-bind", real, real]
             bound.append(real)
-    argv += ["--proc", "/proc", "--dev", "/dev", "--bind", str(mounts.tmp), "/tmp"]
     argv += ["--ro-bind" if mounts.workspace_read_only else "--bind", str(mounts.workspace), str(mounts.workspace)]
     for path in mounts.read_only:
         if path.exists():
