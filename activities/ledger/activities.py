@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import config
@@ -92,6 +92,9 @@ async def query_trust(client: Client, service: str, bar: float | None = None) ->
     # A ledger whose queue no worker polls would hold a query for ~30 s; fail fast and let the caller retry.
     timeout = timedelta(seconds=10)
     try:
+        # A terminated ledger (an operator's reset) holds no live record: the next outcome starts a fresh one.
+        if (await handle.describe(rpc_timeout=timeout)).status is not WorkflowExecutionStatus.RUNNING:
+            raise LedgerNotFoundError(service)
         if bar is None:
             return await handle.query(TRUST, result_type=TrustReport, rpc_timeout=timeout)
         return await handle.query(TRUST, TrustQuery(bar=bar), result_type=TrustReport, rpc_timeout=timeout)
