@@ -171,25 +171,14 @@ class WorkspaceActivities:
 
     @activity.defn(name="diff_workspace")
     def diff_workspace(self, workspace: WorkspaceRef) -> WorkspaceDiff:
-        root = Path(workspace.path)
-        _git(root, "add", "-A")
-        diff = _git(root, "diff", "--cached", "--no-color", workspace.base_sha)
-        numstat = _git(root, "diff", "--cached", "--numstat", workspace.base_sha)
-        files, added, removed = [], 0, 0
-        for line in numstat.splitlines():
-            plus, minus, path = line.split("\t", 2)
-            files.append(path)
-            added += int(plus) if plus.isdigit() else 0
-            removed += int(minus) if minus.isdigit() else 0
-        truncated = len(diff) > DIFF_CAP
-        return WorkspaceDiff(
-            diff=diff[:DIFF_CAP], truncated=truncated, stat=DiffStat(files=files, added=added, removed=removed)
-        )
+        diff, stat = _change(Path(workspace.path), workspace.base_sha)
+        return WorkspaceDiff(diff=diff[:DIFF_CAP], truncated=len(diff) > DIFF_CAP, stat=stat)
 
     @activity.defn(name="check_change")
     def check_change(self, request: CheckChangeInput) -> list[CriterionResult]:
-        change = self.diff_workspace(request.workspace)
-        return deterministic_checks(change.diff, change.stat, request.constraints)
+        # The whole diff, not the copy capped for prompts: a credential past the cap must still be found.
+        diff, stat = _change(Path(request.workspace.path), request.workspace.base_sha)
+        return deterministic_checks(diff, stat, request.constraints)
 
     @activity.defn(name="publish_branch")
     def publish_branch(self, request: PublishBranchInput) -> str:
@@ -215,6 +204,20 @@ class WorkspaceActivities:
             self._forge(workspace.repo).remove_workspace(Path(workspace.path))
         except ForgeError as error:
             raise forge_failure(error) from error
+
+
+def _change(root: Path, base_sha: str) -> tuple[str, DiffStat]:
+    """Everything in the working copy against the base: the full unified diff and its numbers."""
+    _git(root, "add", "-A")
+    diff = _git(root, "diff", "--cached", "--no-color", base_sha)
+    numstat = _git(root, "diff", "--cached", "--numstat", base_sha)
+    files, added, removed = [], 0, 0
+    for line in numstat.splitlines():
+        plus, minus, path = line.split("\t", 2)
+        files.append(path)
+        added += int(plus) if plus.isdigit() else 0
+        removed += int(minus) if minus.isdigit() else 0
+    return diff, DiffStat(files=files, added=added, removed=removed)
 
 
 def _git(root: Path, *args: str) -> str:
