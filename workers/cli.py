@@ -148,7 +148,7 @@ def run(
         handle, _ = await start_run(client, spec_file, repo, choice, task_queue=task_queue())
         if not wait:
             return handle.id
-        return RunSummary.of(await wait_for_decision(client, handle.id))
+        return RunSummary.of(await wait_for_decision(handle))
 
     result = run_async(go())
     if isinstance(result, str):

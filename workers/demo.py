@@ -58,7 +58,7 @@ async def _one(client: Client, paths: dict[str, Path], name: str, spec: str, age
     started = time.monotonic()
     handle, _spec = await start_run(client, paths[spec], paths["repo"], agents, task_queue=task_queue(),
                                      workflow_id=f"spec2ship/greeter/{Path(spec).stem}-{tag}", requested_by="demo")
-    status = await wait_for_decision(client, handle.id, timeout=300)
+    status = await wait_for_decision(handle, timeout=300)
     note = ""
     if approve_as and status.state is RunState.awaiting_human:
         await steer(client, handle.id, APPROVE, HumanAction(actor=approve_as, reason="evidence report reviewed"))

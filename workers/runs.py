@@ -7,6 +7,7 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
@@ -107,13 +108,13 @@ async def status_of(client: Client, workflow_id: str) -> RunStatus:
     return result
 
 
-async def wait_for_decision(client: Client, workflow_id: str, timeout: float | None = None,
-                            poll_s: float = 0.5) -> RunStatus:
+async def wait_for_decision(handle: WorkflowHandle[Any, Any], timeout: float | None = None,
+                            poll_s: float = 0.3) -> RunStatus:
     """Until the run merged, was rejected, failed, expired, or waits for a human."""
 
     async def poll() -> RunStatus:
         while True:
-            status = await status_of(client, workflow_id)
+            status: RunStatus = await handle.query(STATUS, result_type=RunStatus)
             if status.has_decision:
                 return status
             await asyncio.sleep(poll_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,9 +13,10 @@ from temporalio.client import Client, WorkflowHandle
 
 from activities.agents.base import AgentChoice
 from activities.forge.base import ForgeKind, RepoRef, SpecSource
+from workers import runs
 from workers.sample.repo import build_sample
 from workers.worker import build_workers
-from workflows.api import SPEC_TO_SHIP, STATUS, RunStatus, SpecToShipInput, spec_to_ship_id
+from workflows.api import SPEC_TO_SHIP, RunStatus, SpecToShipInput, spec_to_ship_id
 
 
 @contextlib.asynccontextmanager
@@ -45,12 +47,5 @@ async def start_run(client: Client, queue: str, repo: Path, spec_file: Path, age
     )
 
 
-async def wait_for_decision(handle: WorkflowHandle[object, RunStatus], timeout: float = 120) -> RunStatus:
-    async def poll() -> RunStatus:
-        while True:
-            status: RunStatus = await handle.query(STATUS, result_type=RunStatus)
-            if status.has_decision:
-                return status
-            await asyncio.sleep(0.3)
-
-    return await asyncio.wait_for(poll(), timeout)
+# The CLI's own wait, bounded for tests as before: a run that never decides fails the test in 120 s.
+wait_for_decision = functools.partial(runs.wait_for_decision, timeout=120)
