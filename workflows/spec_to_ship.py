@@ -305,6 +305,10 @@ class SpecToShip:
         self._level: AutonomyLevel | None = None
         self._decision: GateDecision | None = None
         self._merge_sha: str | None = None
+        self._plan: AgentPlan | None = None
+        self._preview: PreviewEvidence | None = None
+        self._criteria: list[CriterionResult] = []
+        self._reserved_tokens = 0
         try:
             await self._pipeline(request)
         except RunEnded:
@@ -588,8 +592,8 @@ class SpecToShip:
             self._criteria = criteria
         self._evidence = render_report(ReportInput(
             workflow_id=self._status.workflow_id, spec_title=self._spec.title, service=self._spec.service,
-            team=self._spec.team, criteria=getattr(self, "_criteria", []), preview=getattr(self, "_preview", None),
-            reviews=self._reviews, decision=self._decision, plan=getattr(self, "_plan", None),
+            team=self._spec.team, criteria=self._criteria, preview=self._preview,
+            reviews=self._reviews, decision=self._decision, plan=self._plan,
             tokens=self._status.tokens, cost_usd=self._status.cost_usd, human_actions=self._status.human_actions))
         if self._pr is None:
             return
