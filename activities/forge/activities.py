@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -35,10 +35,25 @@ class LoadSpecInput(BaseModel):
     source: SpecSource
 
 
+class PolicyRef(BaseModel):
+    """Where the run's policy came from: the default branch as it was when the run started."""
+
+    branch: str
+    sha: str
+    found: bool = Field(description="False when the repository has no policy file (the org defaults apply).")
+
+    def describe(self) -> str:
+        where = f"`{POLICY_PATH}` on `{self.branch}` at `{self.sha[:12]}`" if self.found else (
+            f"the org defaults (no `{POLICY_PATH}` on `{self.branch}` at `{self.sha[:12]}`)")
+        return (f"Policy, trust bar and owners: {where}, read when the run started; a change to them in this "
+                "PR takes effect only after a person merges it.")
+
+
 class LoadedSpec(BaseModel):
     spec: Spec
     source_name: str
     policy: Policy
+    policy_ref: PolicyRef | None = None
 
 
 class OpenPullRequestInput(BaseModel):
@@ -130,7 +145,10 @@ class ForgeActivities:
         try:
             forge = _forge(request.repo)
             text, name, title = read_spec_text(forge, request.repo, request.source)
-            policy_text = forge.read_file(POLICY_PATH)
+            # Pinned to one commit of the default branch: the change under review can never be its own policy.
+            branch = forge.default_branch()
+            base_sha = forge.branch_head(branch)
+            policy_text = forge.read_file(POLICY_PATH, ref=base_sha)
         except ForgeError as error:
             raise forge_failure(error) from error
         try:
@@ -144,7 +162,8 @@ class ForgeActivities:
             policy = parse_policy(policy_text)
         except PolicyError as error:
             raise ApplicationError(str(error), type="InvalidPolicy", non_retryable=True) from error
-        return LoadedSpec(spec=spec, source_name=name, policy=policy)
+        return LoadedSpec(spec=spec, source_name=name, policy=policy,
+                          policy_ref=PolicyRef(branch=branch, sha=base_sha, found=policy_text is not None))
 
     @activity.defn(name="open_pull_request")
     def open_pull_request(self, request: OpenPullRequestInput) -> PullRequest:

@@ -108,6 +108,10 @@ class Forge(Protocol):
 
     def default_branch(self) -> str: ...
 
+    def branch_head(self, branch: str) -> str:
+        """The commit `branch` points at now: the run pins its policy to it."""
+        ...
+
     def prepare_workspace(self, branch: str, dest: Path) -> str:
         """Make `dest` a working copy on `branch` (created from the default branch, or resumed if it
         already exists on the forge). Returns the base commit sha."""

@@ -184,6 +184,10 @@ class GitHubForge:
                 self._clone_url = self._repo.clone_url
         return self._default_branch
 
+    def branch_head(self, branch: str) -> str:
+        with self._api(f"reading branch {branch}"):
+            return str(self._repo.get_git_ref(f"heads/{branch}").object.sha)
+
     # --- git: workspace and publishing ------------------------------------------------------------
 
     def prepare_workspace(self, branch: str, dest: Path) -> str:

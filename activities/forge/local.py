@@ -153,6 +153,12 @@ class LocalForge:
             )
         return name
 
+    def branch_head(self, branch: str) -> str:
+        sha = self._git.rev(f"refs/heads/{branch}")
+        if sha is None:
+            raise ForgeError(f"no branch {branch!r} in {self.path}")
+        return sha
+
     def read_spec(self, source: SpecSource) -> tuple[str, str]:
         found = read_spec_from_repository(self, source, str(self.path))
         if found is not None:
