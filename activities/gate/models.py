@@ -6,7 +6,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from specs.models import AutonomyLevel
 
@@ -29,6 +29,25 @@ class ServicePolicy(BaseModel):
     autonomy: AutonomyLevel
 
 
+class ProtectedPolicy(BaseModel):
+    """`protected:` in the policy: paths whose change always waits for a person (activities.gate.protected)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    add: list[str] = Field(default_factory=list, description="More patterns to protect, e.g. deploy/**.")
+    opt_out: list[str] = Field(default_factory=list, description="Default patterns this repository removes.")
+    lock_files: bool = Field(default=False, description="Protect dependency lock files too.")
+    owners: list[str] = Field(default_factory=list, description="Who decides; default: escalation.owners.")
+
+
+class TestPolicy(BaseModel):
+    """`tests:` in the policy: how the test-erosion check recognises test files beyond the conventions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    patterns: list[str] = Field(default_factory=list, description="More test-file globs, e.g. checks/**.")
+
+
 class Policy(BaseModel):
     """`.spec2ship/policy.yaml` in the target repository."""
 
@@ -38,6 +57,13 @@ class Policy(BaseModel):
     trust_bar: float = Field(default=0.8, ge=0, le=1, description="L4 merges only at or above this trust.")
     max_review_rounds: int = Field(default=2, ge=0, le=10)
     merge_method: Literal["merge", "squash", "rebase"] = "merge"
+    protected: ProtectedPolicy = Field(default_factory=ProtectedPolicy)
+    tests: TestPolicy = Field(default_factory=TestPolicy)
+
+    @property
+    def risk_owners(self) -> list[str]:
+        """Who decides on a change to protected paths or tests: the policy's owners, never the requester's team."""
+        return self.protected.owners or self.escalation.owners
 
     def level_for(self, service: str) -> AutonomyLevel:
         entry = self.services.get(service)
@@ -50,3 +76,4 @@ class GateDecision(BaseModel):
     reasons: list[str]
     trust: float | None = None
     score: float | None = None
+    escalate_to: list[str] = Field(default_factory=list, description="Who must decide, when not the usual owners.")
