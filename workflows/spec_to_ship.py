@@ -20,10 +20,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents.base import AgentPlan, Attribution, ModelChoice, Role
-    from activities.agents.model_activities import PlanAgentsInput
-    from activities.budget.models import ReleaseInput, ReserveInput, ReserveOutcome
-    from activities.evidence.models import (
+    from contracts.agent_run import AgentRunInput, AgentRunResult, AgentStatus, BudgetLink, RunLimits
+    from contracts.agents import AgentPlan, Attribution, ModelChoice, PlanAgentsInput, Role
+    from contracts.budget import ReleaseInput, ReserveInput, ReserveOutcome
+    from contracts.evidence import (
         CheckStatus,
         CriterionResult,
         PreviewEvidence,
@@ -31,36 +31,24 @@ with workflow.unsafe.imports_passed_through():
         ReviewResult,
         ReviewVerdict,
     )
-    from activities.evidence.report import ReportInput, render_report
-    from activities.forge.activities import (
+    from contracts.forge import (
+        STATUS_LABELS,
         CloseChangeInput,
+        CommitStatus,
+        ForgeKind,
         LoadedSpec,
         LoadSpecInput,
         MergeInput,
+        MergeOutcome,
+        MergeResult,
         NotifyInput,
         OpenPullRequestInput,
         PublishEvidenceInput,
+        PullRequest,
     )
-    from activities.forge.base import STATUS_LABELS, CommitStatus, ForgeKind, MergeOutcome, MergeResult, PullRequest
-    from activities.gate.decide import GateInput
-    from activities.gate.models import Decision, EscalationPolicy, GateDecision, Policy
-    from activities.gate.protected import RiskRules, rules_for
-    from activities.ledger.activities import ReadTrustInput
-    from activities.ledger.models import OutcomeRecord, RunState, TrustReport
-    from activities.preview.base import PreviewRequest
-    from activities.workspace.activities import (
-        CheckChangeInput,
-        PrepareWorkspaceInput,
-        PreviewInput,
-        PublishBranchInput,
-        WorkspaceDiff,
-    )
-    from activities.workspace.governance import RunLimits, default_grant
-    from activities.workspace.models import ToolCallRecord, WorkspaceRef
-    from specs.models import AutonomyLevel, Spec
-    from workflows import prompts
-    from workflows.agent_run import AgentRun, AgentRunInput, AgentRunResult, AgentStatus, BudgetLink
-    from workflows.api import (
+    from contracts.gate import Decision, EscalationPolicy, GateDecision, GateInput, Policy, RiskRules
+    from contracts.ledger import OutcomeRecord, ReadTrustInput, TrustReport
+    from contracts.names import (
         APPROVE,
         CANCEL,
         CI_COMPLETED,
@@ -81,13 +69,24 @@ with workflow.unsafe.imports_passed_through():
         TIMELINE,
         TOKENS,
         TOOL_CALLS,
-        CheckSummary,
-        ForgeEvent,
-        HumanAction,
-        RunStatus,
-        SpecToShipInput,
-        StageRecord,
     )
+    from contracts.preview import PreviewRequest
+    from contracts.runs import CheckSummary, ForgeEvent, HumanAction, RunState, RunStatus, SpecToShipInput, StageRecord
+    from contracts.workspace import (
+        CheckChangeInput,
+        PrepareWorkspaceInput,
+        PreviewInput,
+        PublishBranchInput,
+        ToolCallRecord,
+        WorkspaceDiff,
+        WorkspaceRef,
+    )
+    from rules.gateway.grants import default_grant
+    from rules.protected import rules_for
+    from rules.report import ReportInput, render_report
+    from specs.models import AutonomyLevel, Spec
+    from workflows import prompts
+    from workflows.agent_run import AgentRun
 
 DEFAULT_ESTIMATE_TOKENS = 100_000
 PATCH_TELL_ISSUE_NO_CODER = "tell-issue-no-coder"

@@ -26,8 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from activities.agents.base import Provider, Role
+from activities.agents.base import Provider
 from activities.config import DEFAULT_GPU_QUEUE, task_queue
+from contracts.agents import Role
 
 CONFIG_ENV = "SPEC2SHIP_CONFIG"
 DEFAULT_CONFIG = "spec2ship.yaml"

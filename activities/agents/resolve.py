@@ -8,12 +8,6 @@ from activities.agents.base import Provider, ProviderError
 from activities.agents.patch import PatchProvider
 from activities.agents.scripted import ScriptedProvider
 
-BUILTIN_PREFIXES = ("scripted:", "patch:")
-
-
-def is_builtin(model: str) -> bool:
-    return model.startswith(BUILTIN_PREFIXES)
-
 
 def resolve_provider(model: str) -> Provider:
     if model.startswith("scripted:"):

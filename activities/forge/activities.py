@@ -8,94 +8,29 @@ and one client per repository across all activities of the worker (no new token 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.forge.base import (
+from activities.forge.base import Forge, ForgeError
+from contracts.forge import (
     STATUS_LABELS,
-    CommitStatus,
-    Forge,
-    ForgeError,
+    CloseChangeInput,
+    LoadedSpec,
+    LoadSpecInput,
+    MergeInput,
     MergeResult,
+    NotifyInput,
+    OpenPullRequestInput,
+    PolicyRef,
+    PublishEvidenceInput,
     PullRequest,
     RepoRef,
     SpecSource,
 )
-from activities.gate.models import Policy
-from activities.gate.policy import POLICY_PATH, PolicyError, parse_policy
-from specs.models import Spec
+from rules.policy import POLICY_PATH, PolicyError, parse_policy
 from specs.parser import SpecError, parse_issue_body, parse_spec
-
-
-class LoadSpecInput(BaseModel):
-    repo: RepoRef
-    source: SpecSource
-
-
-class PolicyRef(BaseModel):
-    """Where the run's policy came from: the default branch as it was when the run started."""
-
-    branch: str
-    sha: str
-    found: bool = Field(description="False when the repository has no policy file (the org defaults apply).")
-
-    def describe(self) -> str:
-        where = f"`{POLICY_PATH}` on `{self.branch}` at `{self.sha[:12]}`" if self.found else (
-            f"the org defaults (no `{POLICY_PATH}` on `{self.branch}` at `{self.sha[:12]}`)")
-        return (f"Policy, trust bar and owners: {where}, read when the run started; a change to them in this "
-                "PR takes effect only after a person merges it.")
-
-
-class LoadedSpec(BaseModel):
-    spec: Spec
-    source_name: str
-    policy: Policy
-    policy_ref: PolicyRef | None = None
-
-
-class OpenPullRequestInput(BaseModel):
-    repo: RepoRef
-    branch: str
-    title: str
-    body: str
-    issue_number: int | None = None
-
-
-class PublishEvidenceInput(BaseModel):
-    repo: RepoRef
-    pr: PullRequest
-    markdown: str
-    status: CommitStatus
-    status_description: str
-    label: str | None = None
-    issue_number: int | None = None
-
-
-class MergeInput(BaseModel):
-    repo: RepoRef
-    pr: PullRequest
-    method: Literal["merge", "squash", "rebase"] = "merge"
-
-
-class NotifyInput(BaseModel):
-    repo: RepoRef
-    body: str
-    pr: PullRequest | None = None
-    issue_number: int | None = None
-
-
-class CloseChangeInput(BaseModel):
-    """End a change that will not merge: close its PR (kept for the record) or, when no PR was
-    opened, delete the half-made branch so nothing is left behind."""
-
-    repo: RepoRef
-    branch: str
-    pr: PullRequest | None = None
-    note: str
-    delete_branch: bool = False
 
 
 def forge_failure(error: ForgeError) -> ApplicationError:

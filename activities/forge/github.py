@@ -35,10 +35,11 @@ from github.PullRequest import PullRequest as GhPullRequest
 from github.Repository import Repository
 from pydantic import BaseModel
 
-from activities.forge.base import (
+from activities.forge.base import ForgeError, read_spec_from_repository
+from activities.forge.github_auth import GitHubAuth, GitHubAuthError, forge_error, github_message
+from contracts.forge import (
     STATUS_LABELS,
     CommitStatus,
-    ForgeError,
     ForgeKind,
     MergeOutcome,
     MergeResult,
@@ -46,9 +47,7 @@ from activities.forge.base import (
     PullRequestState,
     RepoRef,
     SpecSource,
-    read_spec_from_repository,
 )
-from activities.forge.github_auth import GitHubAuth, GitHubAuthError, forge_error, github_message
 
 log = logging.getLogger(__name__)
 

@@ -27,17 +27,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from activities.forge.base import (
-    CommitStatus,
-    ForgeError,
-    MergeOutcome,
-    MergeResult,
-    PullRequest,
-    PullRequestState,
-    SpecSource,
-    read_spec_from_repository,
-)
+from activities.forge.base import ForgeError, read_spec_from_repository
 from activities.forge.gitcli import BOT_NAME, Git, GitError, WorktreeInfo
+from contracts.forge import CommitStatus, MergeOutcome, MergeResult, PullRequest, PullRequestState, SpecSource
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 
-from activities.evidence.models import CheckStatus, CriterionResult, Finding
-from activities.gate.protected import RiskRules, protected_findings
 from activities.review.erosion import FileChange, erosion_findings
-from activities.workspace.models import DiffStat
-from activities.workspace.paths import write_refusal
-from activities.workspace.redact import redact
+from contracts.evidence import CheckStatus, CriterionResult, Finding
+from contracts.gate import RiskRules
+from contracts.workspace import DiffStat
+from rules.gateway.paths import write_refusal
+from rules.protected import protected_findings
+from rules.redact import redact
 from specs.models import Constraints
 
 _ADDED_LINE = re.compile(r"^\+(?!\+\+ )(.*)$", re.M)

@@ -7,82 +7,40 @@ import re
 import subprocess
 from pathlib import Path
 
-from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.agents.base import Role, ToolSpec
-from activities.evidence.models import CriterionResult, PreviewEvidence
 from activities.forge.activities import forge_failure
-from activities.forge.base import Forge, ForgeError, RepoRef
-from activities.gate.protected import RiskRules
-from activities.preview.base import PreviewBackend, PreviewRequest
+from activities.forge.base import Forge, ForgeError
+from activities.preview.base import PreviewBackend
 from activities.review.checks import deterministic_checks, risk_checks
 from activities.review.erosion import FileChange, wanted
-from activities.workspace.models import DiffStat, RunToolInput, ToolGrant, ToolResult, WorkspaceRef
-from activities.workspace.redact import redact
 from activities.workspace.tools import Workspace, execute
-from specs.models import Constraints
+from contracts.evidence import CriterionResult, PreviewEvidence
+from contracts.forge import RepoRef
+from contracts.gate import Policy
+from contracts.workspace import (
+    CheckChangeInput,
+    CliAgentOutcome,
+    DiffStat,
+    ListMcpToolsInput,
+    McpToolset,
+    PrepareWorkspaceInput,
+    PreviewInput,
+    PublishBranchInput,
+    RunCliAgentInput,
+    RunToolInput,
+    ToolGrant,
+    ToolResult,
+    WorkspaceDiff,
+    WorkspaceRef,
+)
+from rules.protected import rules_for
+from rules.redact import redact
 
 DIFF_CAP = 60_000
 # The risk checks read both versions of test and configuration files; larger ones are not source.
 RISK_FILE_CAP = 1_000_000
-
-
-class PrepareWorkspaceInput(BaseModel):
-    repo: RepoRef
-    branch: str
-    run_key: str = Field(description="Stable per run: a retried or resumed prepare finds the same folder.")
-
-
-class WorkspaceDiff(BaseModel):
-    diff: str = Field(description="The unified diff against the base, capped for prompts.")
-    truncated: bool = False
-    stat: DiffStat
-
-
-class CheckChangeInput(BaseModel):
-    workspace: WorkspaceRef
-    constraints: Constraints
-    risk: RiskRules = Field(default_factory=RiskRules, description="From the base branch's policy.")
-
-
-class PublishBranchInput(BaseModel):
-    workspace: WorkspaceRef
-    message: str
-
-
-class ListMcpToolsInput(BaseModel):
-    workspace: WorkspaceRef
-    role: Role
-
-
-class McpToolset(BaseModel):
-    """The MCP tools this worker's configuration grants a role, and how the model sees them."""
-
-    names: list[str] = Field(default_factory=list)
-    specs: list[ToolSpec] = Field(default_factory=list)
-
-
-class RunCliAgentInput(BaseModel):
-    workspace: WorkspaceRef
-    model: str = Field(description="A registry entry with provider `cli`.")
-    prompt: str
-    log_name: str
-
-
-class CliAgentOutcome(BaseModel):
-    """What the CLI agent did; its change is read afterwards by diff_workspace like any coder's."""
-
-    exit_code: int
-    timed_out: bool = False
-    log_tail: str = ""
-    duration_s: float = 0.0
-
-
-class PreviewInput(BaseModel):
-    workspace: WorkspaceRef
-    request: PreviewRequest
 
 
 def safe_name(text: str) -> str:
@@ -184,8 +142,9 @@ class WorkspaceActivities:
         # The whole diff, not the copy capped for prompts: a credential past the cap must still be found.
         root, base = Path(request.workspace.path), request.workspace.base_sha
         diff, stat = _change(root, base)
-        changes = _file_changes(root, base, request.risk.test_patterns)
-        return deterministic_checks(diff, stat, request.constraints) + risk_checks(stat.files, changes, request.risk)
+        rules = request.risk or rules_for(Policy())
+        changes = _file_changes(root, base, rules.test_patterns)
+        return deterministic_checks(diff, stat, request.constraints) + risk_checks(stat.files, changes, rules)
 
     @activity.defn(name="publish_branch")
     def publish_branch(self, request: PublishBranchInput) -> str:

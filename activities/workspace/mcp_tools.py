@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.agents.base import ToolCall, ToolSpec
-from activities.workspace.governance import mcp_name, split_mcp_name
-from activities.workspace.models import ToolGrant
-from activities.workspace.redact import redact
 from activities.workspace.sandbox import MARKER, Confinement, SandboxMounts, bwrap_argv, kill_marked, with_limits
+from contracts.agents import ToolCall, ToolSpec
+from contracts.workspace import ToolGrant
+from rules.gateway.grants import mcp_name, split_mcp_name
+from rules.redact import redact
 
 if TYPE_CHECKING:
     from mcp import ClientSession

@@ -5,7 +5,7 @@ Each tool re-checks the gateway's verdict (defence in depth: the workflow alread
 inside the workspace and never through a symbolic link that leaves it or lands on a secret, bounds what
 it reads and returns, and redacts secrets before anything reaches a model. run_command runs confined
 (sandbox.py) where the machine allows it, with a scrubbed environment and resource limits, and what it
-changed outside the allowed paths is undone afterwards. governance.py's docstring has the whole model.
+changed outside the allowed paths is undone afterwards. rules/gateway/__init__.py has the whole model.
 """
 
 from __future__ import annotations
@@ -26,18 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import regex
 
-from activities.agents.base import ToolCall, ToolSpec
-from activities.workspace.governance import MCP_PREFIX, check_call, check_command, patch_targets
-from activities.workspace.models import ToolGrant, ToolResult, ToolStatus
-from activities.workspace.paths import (
-    ALWAYS_FORBIDDEN,
-    PathRefused,
-    forbidden,
-    normalise,
-    read_refusal,
-    write_refusal,
-)
-from activities.workspace.redact import contains_secret, dotenv_values, environment_secrets, redact
 from activities.workspace.sandbox import (
     MARKER,
     Confinement,
@@ -48,6 +36,14 @@ from activities.workspace.sandbox import (
     kill_marked,
     with_limits,
 )
+from contracts.agents import ToolCall, ToolSpec
+from contracts.workspace import ToolGrant, ToolResult, ToolStatus
+from rules.gateway.commands import check_command
+from rules.gateway.governor import check_call
+from rules.gateway.grants import MCP_PREFIX
+from rules.gateway.patches import patch_targets
+from rules.gateway.paths import ALWAYS_FORBIDDEN, PathRefused, forbidden, normalise, read_refusal, write_refusal
+from rules.redact import contains_secret, dotenv_values, environment_secrets, redact
 
 if TYPE_CHECKING:
     from activities.workspace.mcp_tools import McpSettings

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from activities.evidence.models import CheckStatus, CriterionResult, ReviewResult, ReviewVerdict
-from activities.gate.decide import GateInput, decide
-from activities.gate.models import Decision
+from contracts.evidence import CheckStatus, CriterionResult, ReviewResult, ReviewVerdict
+from contracts.gate import Decision, GateInput
+from rules.gate import decide
 from specs.models import AutonomyLevel
 
 

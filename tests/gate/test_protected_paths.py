@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from activities.gate.policy import PolicyError, parse_policy
-from activities.gate.protected import DEFAULT_GROUPS, protected_findings, rules_for
+from rules.policy import PolicyError, parse_policy
+from rules.protected import DEFAULT_GROUPS, protected_findings, rules_for
 
 
 def _touched(policy_text: str, paths: list[str]) -> list[str]:

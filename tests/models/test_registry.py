@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from activities.agents.anthropic import AnthropicProvider
-from activities.agents.base import Role
 from activities.agents.openai_compat import OpenAICompatProvider
 from activities.agents.registry import (
     ConfigError,
@@ -17,6 +16,7 @@ from activities.agents.registry import (
     parse_registry,
     provider_for,
 )
+from contracts.agents import Role
 
 GOOD = """\
 telemetry:

@@ -6,6 +6,7 @@ risk checks each of these changes merged on its own.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import uuid
 from pathlib import Path
@@ -15,11 +16,11 @@ import yaml
 from pipeline_harness import running_workers, start_run, wait_for_decision
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
 from activities.forge.local import list_pull_requests
-from activities.ledger.models import RunState
+from contracts.agents import AgentChoice
+from contracts.names import APPROVE
+from contracts.runs import HumanAction, RunState, RunStatus
 from workers.sample.repo import APP_V1, APP_V2, POLICY, TESTS_V1, TESTS_V2, build_sample, git
-from workflows.api import APPROVE, HumanAction, RunStatus
 
 pytestmark = pytest.mark.slow
 
@@ -47,6 +48,16 @@ def task_queue() -> str:
 def _diff(files: dict[str, tuple[str, str]]) -> str:
     return "".join("".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"a/{path}", f"b/{path}"))
                    for path, (old, new) in files.items())
+
+
+async def _waiting_comment(repo: Path) -> str:
+    """The "waiting for a human" comment; it is posted just after the status says awaiting_human."""
+    for _ in range(300):
+        found = [c.body for pr in list_pull_requests(repo) for c in pr.comments if "waiting for a human" in c.body]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError("no 'waiting for a human' comment within 30 s")
 
 
 def _main_file(repo: Path, path: str) -> str:
@@ -117,8 +128,7 @@ async def test_a_policy_edit_escalates_and_main_keeps_its_policy_until_a_person_
         repo, status, evidence, handle = await _run(dev_client, task_queue, tmp_path, {
             "greeter/app.py": (APP_V1, APP_V2), ".spec2ship/policy.yaml": (current, raised)})
         assert status.decision == "escalate", status.reasons
-        assert any("@alice" in c.body and "waiting for a human" in c.body
-                   for c in list_pull_requests(repo)[0].comments)
+        assert "@alice" in await _waiting_comment(repo)
         assert "`.spec2ship/policy.yaml` protected-path: protected (factory, '.spec2ship/**')" in evidence
         assert "default_autonomy: L3" in _main_file(repo, ".spec2ship/policy.yaml")
         await handle.execute_update(APPROVE, HumanAction(actor="alice", reason="we trust greeter now"))
@@ -133,9 +143,8 @@ async def test_a_path_the_repository_protects_escalates_to_its_owners(dev_client
     async with running_workers(dev_client, tmp_path / "data", task_queue):
         repo, status, evidence, _ = await _run(dev_client, task_queue, tmp_path, {
             "greeter/app.py": (APP_V1, APP_V2), "tests/test_greeter.py": (TESTS_V1, TESTS_V2)}, policy)
+        waiting = await _waiting_comment(repo)
     assert status.decision == "escalate", status.reasons
     assert any("security-team decides" in r for r in status.reasons)
     assert "protected (repository, 'greeter/app.py')" in evidence
-    [pr] = list_pull_requests(repo)
-    waiting = [c.body for c in pr.comments if "waiting for a human" in c.body]
-    assert waiting and "@security-team" in waiting[0] and "@alice" not in waiting[0]
+    assert "@security-team" in waiting and "@alice" not in waiting

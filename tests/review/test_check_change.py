@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from activities.evidence.models import CheckStatus
-from activities.forge.base import RepoRef
 from activities.preview.local import LocalPreviewBackend
-from activities.workspace.activities import DIFF_CAP, CheckChangeInput, WorkspaceActivities
-from activities.workspace.models import WorkspaceRef
+from activities.workspace.activities import DIFF_CAP, WorkspaceActivities
+from contracts.evidence import CheckStatus
+from contracts.forge import RepoRef
+from contracts.workspace import CheckChangeInput, WorkspaceRef
 from specs.models import Constraints
 from workers.sample.repo import build_sample, git
 

@@ -7,11 +7,11 @@ lowered coverage thresholds and weakened test commands are findings. They never 
 
 from __future__ import annotations
 
-from activities.evidence.models import Finding
 from activities.review.erosion.config_checks import config_findings, is_config_file
 from activities.review.erosion.pattern_tests import pattern_findings
 from activities.review.erosion.python_tests import python_findings
 from activities.review.erosion.testfiles import FileChange, is_test_file, language_of
+from contracts.evidence import Finding
 
 __all__ = ["FileChange", "erosion_findings", "wanted"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import posixpath
 import re
 
-from activities.evidence.models import Finding
 from activities.review.erosion.testfiles import FileChange, added_line_numbers
-from activities.workspace.paths import matches
+from contracts.evidence import Finding
+from rules.gateway.paths import matches
 
 CONFIG_FILES = [
     "**/pyproject.toml", "**/setup.cfg", "**/tox.ini", "**/pytest.ini", "**/.coveragerc", "**/noxfile.py",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from activities.evidence.models import Finding
 from activities.review.erosion.testfiles import FileChange, added_line_numbers, language_of
+from contracts.evidence import Finding
 
 
 @dataclass(frozen=True)

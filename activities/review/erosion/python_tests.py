@@ -15,8 +15,8 @@ import ast
 from collections import Counter
 from dataclasses import dataclass, field
 
-from activities.evidence.models import Finding
 from activities.review.erosion.testfiles import FileChange
+from contracts.evidence import Finding
 
 LANGUAGE = "python"
 SKIP_MARKERS = {"skip", "skipif", "skipIf", "skipUnless", "xfail", "expectedFailure", "importorskip", "skipTest",

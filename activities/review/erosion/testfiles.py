@@ -7,7 +7,7 @@ import posixpath
 
 from pydantic import BaseModel
 
-from activities.workspace.paths import matches
+from rules.gateway.paths import matches
 
 # Conventions of the common test runners: pytest/unittest, go test, Jest/Vitest/Mocha, cargo, JUnit,
 # xUnit/NUnit, RSpec/minitest.

@@ -1,4 +1,4 @@
-"""Gate inputs and decisions."""
+"""The gate's policy (`.spec2ship/policy.yaml`), its input and its decision."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.evidence import CriterionResult, ReviewResult
 from specs.models import AutonomyLevel
 
 
@@ -77,3 +78,30 @@ class GateDecision(BaseModel):
     trust: float | None = None
     score: float | None = None
     escalate_to: list[str] = Field(default_factory=list, description="Who must decide, when not the usual owners.")
+
+
+class GateInput(BaseModel):
+    level: AutonomyLevel
+    criteria: list[CriterionResult]
+    review: ReviewResult | None
+    trust: float | None = None
+    trust_bar: float = 0.8
+    trust_explanation: list[str] = Field(default_factory=list)
+    score: float | None = None
+    score_result: str | None = None
+    stop_reason: str | None = Field(default=None, description="Why the coder stopped early, if it did.")
+    risk_owners: list[str] = Field(default_factory=list, description="Who decides on protected paths and tests.")
+
+
+class ProtectedPattern(BaseModel):
+    pattern: str
+    group: str
+    why: str
+
+
+class RiskRules(BaseModel):
+    """What the risk checks look for in one run, resolved from the base branch's policy."""
+
+    protected: list[ProtectedPattern] = Field(default_factory=list)
+    opted_out: list[str] = Field(default_factory=list, description="Defaults the policy removed, shown in reports.")
+    test_patterns: list[str] = Field(default_factory=list, description="Test files beyond the usual conventions.")

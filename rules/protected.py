@@ -9,11 +9,11 @@ lives in `.spec2ship/policy.yaml`, itself protected (the factory's own files can
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from activities.evidence.models import Finding
-from activities.gate.models import Policy
-from activities.workspace.paths import matches
+from contracts.evidence import Finding
+from contracts.gate import Policy, ProtectedPattern, RiskRules
+from rules.gateway.paths import matches
 
 
 class ProtectedGroup(BaseModel):
@@ -58,22 +58,8 @@ DEFAULT_GROUPS = [FACTORY, AGENT_INSTRUCTIONS, AUTOMATION, OWNERSHIP]
 REPOSITORY_GROUP = "repository"
 
 
-class ProtectedPattern(BaseModel):
-    pattern: str
-    group: str
-    why: str
-
-
 def _expand(groups: list[ProtectedGroup]) -> list[ProtectedPattern]:
     return [ProtectedPattern(pattern=p, group=g.name, why=g.why) for g in groups for p in g.patterns]
-
-
-class RiskRules(BaseModel):
-    """What the risk checks look for in one run, resolved from the base branch's policy."""
-
-    protected: list[ProtectedPattern] = Field(default_factory=lambda: _expand(DEFAULT_GROUPS))
-    opted_out: list[str] = Field(default_factory=list, description="Defaults the policy removed, shown in reports.")
-    test_patterns: list[str] = Field(default_factory=list, description="Test files beyond the usual conventions.")
 
 
 def default_patterns() -> set[str]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from activities.agents.base import AgentPlan
-from activities.evidence.models import CheckStatus, CriterionResult, PreviewEvidence, ReviewResult
-from activities.gate.models import GateDecision
+from contracts.agents import AgentPlan
+from contracts.evidence import CheckStatus, CriterionResult, PreviewEvidence, ReviewResult
+from contracts.gate import GateDecision
 
 MARKER = "<!-- spec2ship:evidence -->"
 _ICON = {

@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from activities.gate.models import Policy
-from activities.gate.protected import opt_out_refusal
+from contracts.gate import Policy
+from rules.protected import opt_out_refusal
 
 POLICY_PATH = ".spec2ship/policy.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")

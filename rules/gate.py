@@ -10,27 +10,12 @@ eroded) escalates at every level, L5 included, to the policy's risk owners.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
-from activities.evidence.models import CheckStatus, CriterionResult, ReviewResult, ReviewVerdict
-from activities.gate.models import Decision, GateDecision
-from activities.ledger.score import score_run
+from contracts.evidence import CheckStatus, CriterionResult, ReviewVerdict
+from contracts.gate import Decision, GateDecision, GateInput
+from rules.score import score_run
 from specs.models import AutonomyLevel
 
 DETERMINISTIC = {"http", "run", "ci", "review"}
-
-
-class GateInput(BaseModel):
-    level: AutonomyLevel
-    criteria: list[CriterionResult]
-    review: ReviewResult | None
-    trust: float | None = None
-    trust_bar: float = 0.8
-    trust_explanation: list[str] = Field(default_factory=list)
-    score: float | None = None
-    score_result: str | None = None
-    stop_reason: str | None = Field(default=None, description="Why the coder stopped early, if it did.")
-    risk_owners: list[str] = Field(default_factory=list, description="Who decides on protected paths and tests.")
 
 
 def _names(results: list[CriterionResult]) -> str:
