@@ -15,11 +15,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.workspace.tools import TOOL_SPECS
     from contracts.agent_run import AgentRunInput, AgentRunResult, AgentStatus
     from contracts.agents import Message, ModelRequest, ModelTurn, ToolCall, ToolSpec, Usage
     from contracts.budget import ReserveInput, ReserveOutcome, UsageCommitInput
     from contracts.names import AGENT_RUN, TOOL_CALLS
+    from contracts.tools import TOOL_SPECS
     from contracts.workspace import (
         CliAgentOutcome,
         ListMcpToolsInput,

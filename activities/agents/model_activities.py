@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agents.base import Provider, ProviderError
+from activities.agents.providers import resolve_provider
 from activities.agents.registry import (
     ConfigError,
     ModelEntry,
@@ -28,7 +29,6 @@ from activities.agents.registry import (
     UnknownModelError,
     load_registry,
 )
-from activities.agents.resolve import resolve_provider
 from activities.config import data_dir, default_model, task_queue
 from activities.telemetry.genai import observed_complete
 from contracts.agents import AgentPlan, ModelChoice, ModelRequest, ModelTurn, PlanAgentsInput, Role, is_builtin

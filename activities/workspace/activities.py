@@ -15,7 +15,8 @@ from activities.forge.base import Forge, ForgeError
 from activities.preview.base import PreviewBackend
 from activities.review.checks import deterministic_checks, risk_checks
 from activities.review.erosion import FileChange, wanted
-from activities.workspace.tools import Workspace, execute
+from activities.workspace.dispatch import execute
+from activities.workspace.tools import Workspace
 from contracts.evidence import CriterionResult, PreviewEvidence
 from contracts.forge import RepoRef
 from contracts.gate import Policy

@@ -15,8 +15,9 @@ import pytest
 from governance_env import ALLOWED, build_repo, canary_listener, coder_grant, git, new_canary, processes_with
 
 from activities.workspace import sandbox
+from activities.workspace.dispatch import OUTPUT_CAP, execute
 from activities.workspace.sandbox import Confinement, SandboxUnavailable, choose
-from activities.workspace.tools import OUTPUT_CAP, Workspace, execute
+from activities.workspace.tools import Workspace
 from contracts.agent_run import RunLimits
 from contracts.agents import Role, ToolCall
 from contracts.workspace import ToolStatus

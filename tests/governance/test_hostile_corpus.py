@@ -39,9 +39,10 @@ from governance_env import (
 )
 
 from activities.workspace import tools
+from activities.workspace.dispatch import OUTPUT_CAP, execute
 from activities.workspace.mcp_tools import McpServerConfig, McpSettings
 from activities.workspace.sandbox import bubblewrap_problem
-from activities.workspace.tools import OUTPUT_CAP, Workspace, execute
+from activities.workspace.tools import Workspace
 from contracts.agents import ToolCall
 from contracts.workspace import ToolGrant, ToolStatus
 

@@ -18,8 +18,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from activities.agents.model_activities import ModelActivities, read_model_stats
+from activities.agents.providers import resolve_provider
 from activities.agents.registry import ConfigError, load_registry, parse_registry
-from activities.agents.resolve import resolve_provider
 from activities.agents.scripted import ScriptedProvider
 from activities.ledger.activities import LedgerActivities
 from activities.telemetry.usage_log import read_usage
