@@ -45,6 +45,7 @@ from activities.agents.registry import ConfigError, Price, ProviderKind, Unknown
 from activities.config import DEFAULT_GPU_QUEUE
 from activities.config import data_dir as default_data_dir
 from activities.telemetry.genai import observed_complete
+from contracts.activities import ModelCalls
 from contracts.agents import ModelRequest, ModelTurn
 
 log = logging.getLogger("spec2ship.gpu_worker")
@@ -133,7 +134,7 @@ class _BatchedCompletion:
         return self._model.turn(request.model, prompt, generation, time.monotonic() - started)
 
 
-class GPUModelActivities:
+class GPUModelActivities(ModelCalls):
     """`call_model` backed by one local model and its batcher (a test hands in its own batcher)."""
 
     def __init__(

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import ServiceClient
 from temporalio.worker import Worker
@@ -34,6 +33,7 @@ from activities.gate.activities import GateActivities
 from activities.ledger.activities import LedgerActivities
 from activities.preview.local import LocalPreviewBackend
 from activities.workspace.activities import WorkspaceActivities
+from contracts.activities import implementations
 from workflows.agent_run import AgentRun
 from workflows.model_evidence import ModelEvidence
 from workflows.service_ledger import ServiceLedger
@@ -43,12 +43,6 @@ from workflows.team_budget import TeamBudget
 log = logging.getLogger("spec2ship.worker")
 
 WORKFLOWS: list[type] = [SpecToShip, AgentRun, ServiceLedger, TeamBudget, ModelEvidence]
-
-
-def activity_methods(holder: object) -> list[Callable[..., Any]]:
-    """The bound methods of `holder` that are Temporal activities."""
-    methods = (getattr(holder, name) for name in dir(holder) if not name.startswith("_"))
-    return [method for method in methods if callable(method) and activity._Definition.from_callable(method)]
 
 
 def extra_workflows() -> list[type]:
@@ -66,7 +60,7 @@ def extra_activities(client: Client, queue: str) -> list[Callable[..., Any]]:
     with contextlib.suppress(ImportError):
         from activities.factory.activities import FactoryActivities
 
-        found.extend(activity_methods(FactoryActivities(client, queue)))
+        found.extend(implementations(FactoryActivities(client, queue)))
     return found
 
 
@@ -91,19 +85,14 @@ def build_workers(
     workspace = WorkspaceActivities(data, ws_queue, preview)
     models = ModelActivities(cpu_queue=queue, data_dir=data, client=client)
     forge = ForgeActivities()
-    gate = GateActivities()
-    ledger = LedgerActivities(client, queue)
-    budget = BudgetActivities(client, queue)
     shared = Worker(
         client,
         task_queue=queue,
         workflows=WORKFLOWS + extra_workflows(),
         activities=[
-            workspace.claim_workspace_queue, models.plan_agents, models.call_model,
-            forge.load_spec, forge.open_pull_request, forge.publish_evidence, forge.merge_pull_request,
-            forge.notify, forge.close_change, gate.decide_gate,
-            ledger.record_outcome, ledger.record_later_outcome, ledger.read_trust,
-            *budget.all(), *extra_activities(client, queue),
+            workspace.claim_workspace_queue, *implementations(models), *implementations(forge),
+            *implementations(GateActivities()), *implementations(LedgerActivities(client, queue)),
+            *implementations(BudgetActivities(client, queue)), *extra_activities(client, queue),
         ],
         activity_executor=pool,
         interceptors=list(interceptors),
@@ -111,11 +100,8 @@ def build_workers(
     own = Worker(
         client,
         task_queue=ws_queue,
-        activities=[
-            workspace.prepare_workspace, workspace.run_tool, workspace.list_mcp_tools, workspace.run_cli_agent,
-            workspace.diff_workspace, workspace.check_change, workspace.publish_branch, workspace.validate_in_preview,
-            workspace.remove_workspace,
-        ],
+        activities=[method for method in implementations(workspace)
+                    if method.__name__ != "claim_workspace_queue"],  # that one answers on the shared queue
         activity_executor=pool,
         interceptors=list(interceptors),
     )

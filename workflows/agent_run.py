@@ -11,19 +11,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.activities import BudgetCalls, ModelCalls, WorkspaceCalls
     from contracts.agent_run import AgentRunInput, AgentRunResult, AgentStatus
     from contracts.agents import Message, ModelRequest, ModelTurn, ToolCall, ToolSpec, Usage
     from contracts.budget import ReserveInput, ReserveOutcome, UsageCommitInput
     from contracts.names import AGENT_RUN, TOOL_CALLS
     from contracts.tools import TOOL_SPECS
     from contracts.workspace import (
-        CliAgentOutcome,
         ListMcpToolsInput,
-        McpToolset,
         RunCliAgentInput,
         RunToolInput,
         ToolCallRecord,
@@ -32,18 +30,16 @@ with workflow.unsafe.imports_passed_through():
     )
     from rules.gateway.governor import GovernorState, admit, repeated_call
     from rules.gateway.grants import FINAL_TOOLS
-
-
-PATCH_COUNT_TOOL_DENIALS = "count-tool-denials"
-PATCH_OFFER_MCP_TOOLS = "offer-mcp-tools"
-PATCH_CLI_AGENT = "cli-agent-coder"
-
-MODEL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1),
-    maximum_attempts=6, non_retryable_error_types=["auth", "bad_request", "config", "bad_patch"],
-)
-TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3,
-                         non_retryable_error_types=["WorkspaceLost"])
+    from workflows.options import (
+        CLI_AGENT,
+        COMMIT_USAGE,
+        EXTEND_BUDGET,
+        LIST_MCP_TOOLS,
+        MODEL_CALL,
+        TOOL_RETRY,
+        TOOL_SCHEDULE_TO_START,
+    )
+    from workflows.patches import CLI_AGENT_CODER, COUNT_TOOL_DENIALS, OFFER_MCP_TOOLS
 
 
 @workflow.defn(name=AGENT_RUN)
@@ -60,16 +56,16 @@ class AgentRun:
 
     @workflow.run
     async def run(self, request: AgentRunInput) -> AgentRunResult:
-        if request.model.provider == "cli" and workflow.patched(PATCH_CLI_AGENT):
+        if request.model.provider == "cli" and workflow.patched(CLI_AGENT_CODER.id):
             return await self._run_cli_agent(request)
         messages = [Message(role="system", content=request.role_prompt), Message(role="user", content=request.task)]
         tools = [TOOL_SPECS[name] for name in request.grant.tools if name in TOOL_SPECS]
-        if workflow.patched(PATCH_OFFER_MCP_TOOLS):
-            toolset = await workflow.execute_activity(
-                "list_mcp_tools", ListMcpToolsInput(workspace=request.workspace, role=request.attribution.role),
-                result_type=McpToolset, task_queue=request.workspace.task_queue,
-                start_to_close_timeout=timedelta(minutes=2), schedule_to_start_timeout=timedelta(minutes=5),
-                retry_policy=TOOL_RETRY, summary=f"MCP tools granted to the {request.attribution.role}")
+        if workflow.patched(OFFER_MCP_TOOLS.id):
+            toolset = await workflow.execute_activity_method(
+                WorkspaceCalls.list_mcp_tools,
+                ListMcpToolsInput(workspace=request.workspace, role=request.attribution.role),
+                task_queue=request.workspace.task_queue, **LIST_MCP_TOOLS,
+                summary=f"MCP tools granted to the {request.attribution.role}")
             if toolset.names:
                 request = request.model_copy(update={"grant": request.grant.model_copy(
                     update={"mcp_tools": toolset.names})})
@@ -136,7 +132,7 @@ class AgentRun:
                 messages.append(_tool_message(call, result.output))
                 # Runs recorded before this patch did not count the tool's own refusals (a symlink onto a
                 # secret, a glob that expands onto one); new runs do, so such probing also ends the run.
-                if result.status is ToolStatus.denied and workflow.patched(PATCH_COUNT_TOOL_DENIALS):
+                if result.status is ToolStatus.denied and workflow.patched(COUNT_TOOL_DENIALS.id):
                     self._governor.denials += 1
                     if self._governor.denials >= limits.max_denials:
                         return finish(AgentStatus.stopped,
@@ -148,15 +144,12 @@ class AgentRun:
         """A CLI agent edits the workspace on its own in one activity; tokens are its own business."""
         workflow.set_current_details(f"{request.attribution.role}: CLI agent {request.model.model}")
         try:
-            outcome = await workflow.execute_activity(
-                "run_cli_agent",
+            outcome = await workflow.execute_activity_method(
+                WorkspaceCalls.run_cli_agent,
                 RunCliAgentInput(workspace=request.workspace, model=request.model.model,
                                  prompt=f"{request.role_prompt}\n\n{request.task}",
                                  log_name=f"{workflow.info().workflow_id}-{request.round}"),
-                result_type=CliAgentOutcome, task_queue=request.workspace.task_queue,
-                start_to_close_timeout=timedelta(hours=2), heartbeat_timeout=timedelta(seconds=60),
-                retry_policy=RetryPolicy(maximum_attempts=1),  # a half-edited workspace is not idempotent
-                summary=f"CLI agent {request.model.model}",
+                task_queue=request.workspace.task_queue, **CLI_AGENT, summary=f"CLI agent {request.model.model}",
             )
         except ActivityError as error:
             return AgentRunResult(status=AgentStatus.failed, reason=f"CLI agent failed: {_cause(error)}",
@@ -174,18 +167,13 @@ class AgentRun:
     async def _call_model(
         self, request: AgentRunInput, messages: list[Message], tools: list[ToolSpec]
     ) -> ModelTurn:
-        return await workflow.execute_activity(
-            "call_model",
+        return await workflow.execute_activity_method(
+            ModelCalls.call_model,
             ModelRequest(
                 model=request.model.model, messages=messages, tools=tools,
                 max_tokens=request.limits.max_tokens_per_call, round=request.round, attribution=request.attribution,
             ),
-            result_type=ModelTurn,
-            task_queue=request.model.task_queue,
-            start_to_close_timeout=timedelta(minutes=10),
-            schedule_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=timedelta(minutes=2),
-            retry_policy=MODEL_RETRY,
+            task_queue=request.model.task_queue, **MODEL_CALL,
             summary=f"{request.attribution.role}: {request.model.model}",
         )
 
@@ -194,14 +182,13 @@ class AgentRun:
         if call.name.startswith("mcp__"):
             timeout = 600  # the MCP server's own timeout (at most 600 s) applies inside the activity
         seconds = min(float(timeout) if isinstance(timeout, int | float) else 120.0, 600.0)
-        return await workflow.execute_activity(
-            "run_tool",
+        return await workflow.execute_activity_method(
+            WorkspaceCalls.run_tool,
             RunToolInput(workspace=request.workspace, call=call, grant=request.grant, step=step,
                          attribution=request.attribution),
-            result_type=ToolResult,
             task_queue=request.workspace.task_queue,
             start_to_close_timeout=timedelta(seconds=seconds + 60),
-            schedule_to_start_timeout=timedelta(minutes=5),
+            schedule_to_start_timeout=TOOL_SCHEDULE_TO_START,
             retry_policy=TOOL_RETRY,
             summary=f"{call.name} {_short_args(call)}",
         )
@@ -209,29 +196,24 @@ class AgentRun:
     async def _commit_usage(self, request: AgentRunInput, turn: ModelTurn, step: int) -> None:
         if request.budget is None or turn.usage.total == 0:
             return
-        await workflow.execute_activity(
-            "commit_usage",
+        await workflow.execute_activity_method(
+            BudgetCalls.commit_usage,
             UsageCommitInput(
                 team=request.budget.team, run_id=request.budget.run_id,
                 call_id=f"{workflow.info().workflow_id}/{step}", tokens=turn.usage.total, usd=turn.cost_usd,
             ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_attempts=10),
-            summary=f"commit {turn.usage.total} tokens",
+            **COMMIT_USAGE, summary=f"commit {turn.usage.total} tokens",
         )
 
     async def _extend_budget(self, request: AgentRunInput, reserved: int) -> int | None:
         """Ask the team budget for one more call's worth; None when it has no room."""
         assert request.budget is not None
         step_tokens = max(request.limits.max_tokens_per_call * 4, 20_000)
-        outcome: ReserveOutcome = await workflow.execute_activity(
-            "extend_budget",
+        outcome: ReserveOutcome = await workflow.execute_activity_method(
+            BudgetCalls.extend_budget,
             ReserveInput(team=request.budget.team, run_id=request.budget.run_id, tokens=step_tokens,
                          request_id=f"{request.budget.run_id}/extend/{reserved}"),
-            result_type=ReserveOutcome,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_attempts=5),
-            summary=f"extend budget by {step_tokens}",
+            **EXTEND_BUDGET, summary=f"extend budget by {step_tokens}",
         )
         return reserved + step_tokens if outcome.granted else None
 

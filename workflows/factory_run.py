@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.factory.activities import FactoryActivities
+    from contracts.activities import FactoryCalls
     from contracts.factory import FactoryReport, FactoryRunInput, ListReadyIssuesInput, StartSpecRunsInput
     from contracts.names import FACTORY_RUN
 
@@ -31,7 +31,7 @@ class FactoryRun:
     @workflow.run
     async def run(self, request: FactoryRunInput) -> FactoryReport:
         ready = await workflow.execute_activity_method(
-            FactoryActivities.list_ready_issues,
+            FactoryCalls.list_ready_issues,
             ListReadyIssuesInput(repos=request.repos, label=request.label),
             start_to_close_timeout=LIST_ISSUES_TIMEOUT,
             retry_policy=LIST_ISSUES_RETRY,
@@ -39,7 +39,7 @@ class FactoryRun:
         if not ready.issues:
             return FactoryReport(problems=ready.problems)
         report = await workflow.execute_activity_method(
-            FactoryActivities.start_spec_runs,
+            FactoryCalls.start_spec_runs,
             StartSpecRunsInput(
                 issues=ready.issues,
                 max_in_flight=request.max_in_flight,

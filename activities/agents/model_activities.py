@@ -31,6 +31,7 @@ from activities.agents.registry import (
 )
 from activities.config import data_dir, default_model, task_queue
 from activities.telemetry.genai import observed_complete
+from contracts.activities import ModelCalls, Planning
 from contracts.agents import AgentPlan, ModelChoice, ModelRequest, ModelTurn, PlanAgentsInput, Role, is_builtin
 from contracts.names import MODEL_STATS, model_evidence_id
 from contracts.selection import EvidenceStats, ModelStat
@@ -65,7 +66,7 @@ def provider_failure(error: ProviderError) -> ApplicationError:
     )
 
 
-class ModelActivities:
+class ModelActivities(Planning, ModelCalls):
     """Holds the provider resolver (a test can hand in a fake one) and the shared CPU queue, where
     calls of remote and scripted models run."""
 

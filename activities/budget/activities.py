@@ -9,8 +9,6 @@ safe to retry: reserve is keyed by run id, extend by request id, commits by call
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import Any
 
 from temporalio import activity
 from temporalio.client import (
@@ -22,6 +20,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.config import default_team_tokens, default_team_usd
+from contracts.activities import BudgetCalls
 from contracts.budget import (
     BudgetLimits,
     BudgetState,
@@ -50,7 +49,7 @@ def failure_message(error: WorkflowUpdateFailedError) -> str:
     return str(getattr(cause, "message", None) or cause or error)
 
 
-class BudgetActivities:
+class BudgetActivities(BudgetCalls):
     def __init__(self, client: Client, task_queue: str) -> None:
         self._client = client
         self._task_queue = task_queue
@@ -123,10 +122,6 @@ class BudgetActivities:
             start_signal_args=[commit],
         )
         return UsageCommitted(team=usage.team, call_id=usage.call_id)
-
-    def all(self) -> list[Callable[..., Any]]:
-        """The bound activity methods, for Worker(activities=...)."""
-        return [self.reserve_budget, self.extend_budget, self.release_budget, self.commit_usage]
 
 
 def _retry_stable_id() -> str:

@@ -9,9 +9,9 @@ started twice; a finished run is not restarted by the schedule (a person can, by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import requests
 from github import GithubException
@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.config import task_queue
 from activities.forge.base import ForgeError
 from activities.forge.github_auth import GitHubAuth, forge_error, throttle_from_env
+from contracts.activities import FactoryCalls
 from contracts.factory import (
     FactoryReport,
     ListReadyIssuesInput,
@@ -95,17 +96,13 @@ def in_flight_query(repo: str) -> str:
     return f"WorkflowType='{SPEC_TO_SHIP}' AND ExecutionStatus='Running' AND WorkflowId STARTS_WITH 'spec2ship/{repo}/'"
 
 
-class FactoryActivities:
+class FactoryActivities(FactoryCalls):
     """`queue` is where runs start unless the factory run names another (the worker's CPU queue)."""
 
     def __init__(self, client: Client, queue: str | None = None, issues: IssueSource | None = None) -> None:
         self._client = client
         self._queue = queue
         self._issues = issues or GitHubIssues()
-
-    def all(self) -> list[Callable[..., Any]]:
-        """The bound activities, for `Worker(activities=...)` (list_ready_issues needs an activity_executor)."""
-        return [self.list_ready_issues, self.start_spec_runs]
 
     @activity.defn(name="list_ready_issues")
     def list_ready_issues(self, request: ListReadyIssuesInput) -> ReadyIssues:

@@ -14,6 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.forge.base import Forge, ForgeError
+from contracts.activities import ForgeCalls
 from contracts.forge import (
     STATUS_LABELS,
     CloseChangeInput,
@@ -72,7 +73,7 @@ def read_spec_text(forge: Forge, repo: RepoRef, source: SpecSource) -> tuple[str
     return text, name, None
 
 
-class ForgeActivities:
+class ForgeActivities(ForgeCalls):
     @activity.defn(name="load_spec")
     def load_spec(self, request: LoadSpecInput) -> LoadedSpec:
         """A spec that fails validation is a non-retryable `InvalidSpec` whose details list every

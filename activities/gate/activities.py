@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from contracts.activities import GateCalls
 from contracts.gate import GateDecision, GateInput
 from rules.gate import decide
 
 
-class GateActivities:
+class GateActivities(GateCalls):
     @activity.defn(name="decide_gate")
     def decide_gate(self, gate: GateInput) -> GateDecision:
         return decide(gate)

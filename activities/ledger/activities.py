@@ -18,6 +18,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import config
+from contracts.activities import LedgerCalls
 from contracts.ledger import LaterOutcomeInput, LedgerState, OutcomeRecord, ReadTrustInput, TrustQuery, TrustReport
 from contracts.names import (
     MODEL_EVIDENCE,
@@ -98,7 +99,7 @@ async def query_trust(client: Client, service: str, bar: float | None = None) ->
         raise
 
 
-class LedgerActivities:
+class LedgerActivities(LedgerCalls):
     """The ledger's activities; the client and the ledger's task queue come in through the constructor."""
 
     def __init__(self, client: Client, task_queue: str | None = None) -> None:

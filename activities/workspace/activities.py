@@ -17,6 +17,7 @@ from activities.review.checks import deterministic_checks, risk_checks
 from activities.review.erosion import FileChange, wanted
 from activities.workspace.dispatch import execute
 from activities.workspace.tools import Workspace
+from contracts.activities import WorkspaceCalls
 from contracts.evidence import CriterionResult, PreviewEvidence
 from contracts.forge import RepoRef
 from contracts.gate import Policy
@@ -48,7 +49,7 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:120] or "run"
 
 
-class WorkspaceActivities:
+class WorkspaceActivities(WorkspaceCalls):
     """Bound to one worker: its data folder, its queue name and its preview backend."""
 
     def __init__(self, data_dir: Path, queue: str, preview: PreviewBackend) -> None:

@@ -25,6 +25,7 @@ from activities.factory.activities import FactoryActivities, GitHubIssues
 from activities.forge.github import GitHubForge
 from activities.forge.github_auth import GitHubAuth
 from activities.forge.registry import close_forges
+from contracts.activities import implementations
 from contracts.factory import FactoryReport, FactoryRunInput, ListReadyIssuesInput, ReadyIssue, SkippedIssue, StartedRun
 from contracts.forge import ForgeKind, RepoRef
 from contracts.names import FACTORY_RUN
@@ -145,7 +146,7 @@ async def test_a_factory_run_starts_the_issues_github_lists_as_ready(
 
     factory = FactoryActivities(client, issues=GitHubIssues(auth, throttle=False))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        async with Worker(client, task_queue=task_queue, workflows=[FactoryRun], activities=factory.all(),
+        async with Worker(client, task_queue=task_queue, workflows=[FactoryRun], activities=implementations(factory),
                           activity_executor=pool):
             report: FactoryReport = await client.execute_workflow(
                 FACTORY_RUN, FactoryRunInput(repos=[repo], label=LABEL, max_in_flight=2, task_queue=runs_queue),

@@ -1,0 +1,49 @@
+"""The register of every `workflow.patched` id: why it exists, when it came, how it retires.
+
+A change that alters the commands a workflow emits is guarded with `workflow.patched(ID)` so that runs
+started before it replay the old way. Lifecycle of an id: `patched` while runs that predate it may be
+open; then `workflow.deprecate_patch(ID)` (new runs no longer record the marker's branch choice) once
+the oldest open run started after the patch shipped; then removal of the old branch and of the id
+once no run that predates the deprecation can be open (the longest a run lives: its escalation
+policy's `expire_after`, 7 days by default, plus the retention period of histories you replay).
+
+`tests/pipeline/test_patch_register.py` checks that every `workflow.patched` call in workflows/ uses an
+id listed here, that every id here is used, and that the committed histories named for each id replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+
+@dataclass(frozen=True)
+class Patch:
+    id: str
+    workflow: str
+    why: str
+    added: date
+    # Committed histories (tests/pipeline/histories/) recorded before the patch: they take the old branch.
+    before: tuple[str, ...]
+    # Committed histories recorded with the patch's marker: they take the new branch.
+    after: tuple[str, ...] = ()
+
+
+COUNT_TOOL_DENIALS = Patch(
+    id="count-tool-denials", workflow="AgentRun", added=date(2026, 11, 21),
+    why="the tool activity's own refusals (a symlink onto a secret, a glob onto one) count toward max_denials",
+    before=("l5-merged.agent-coder-0-4",))
+OFFER_MCP_TOOLS = Patch(
+    id="offer-mcp-tools", workflow="AgentRun", added=date(2026, 11, 21),
+    why="agents are offered the MCP tools the worker's configuration grants their role (one more activity)",
+    before=("l5-merged.agent-coder-0-4", "l5-merged.agent-reviewer-0-9"))
+CLI_AGENT_CODER = Patch(
+    id="cli-agent-coder", workflow="AgentRun", added=date(2026, 11, 21),
+    why="a coder whose registry entry is a CLI agent runs as one heartbeating activity",
+    before=("l5-merged.agent-coder-0-4",))
+TELL_ISSUE_NO_CODER = Patch(
+    id="tell-issue-no-coder", workflow="SpecToShip", added=date(2026, 11, 21),
+    why="a run started from an issue with no coder configured says so on the issue before it fails",
+    before=("l5-merged", "rejected"))
+
+REGISTER: list[Patch] = [COUNT_TOOL_DENIALS, OFFER_MCP_TOOLS, CLI_AGENT_CODER, TELL_ISSUE_NO_CODER]

@@ -1,0 +1,51 @@
+"""Cleanup, whatever the ending: remove the workspace, release the unused budget, record the outcome."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.activities import BudgetCalls, LedgerCalls, WorkspaceCalls
+    from contracts.budget import ReleaseInput
+    from contracts.evidence import CheckStatus
+    from contracts.ledger import OutcomeRecord
+    from contracts.runs import RunState
+    from workflows.options import LEDGER_CALL, REMOVE_WORKSPACE
+    from workflows.spec_to_ship.context import RunContext
+
+
+async def cleanup(run: RunContext) -> None:
+    if run.workspace is not None:
+        try:
+            await workflow.execute_activity_method(
+                WorkspaceCalls.remove_workspace, run.workspace, task_queue=run.workspace.task_queue,
+                **REMOVE_WORKSPACE, summary="remove the workspace")
+        except ActivityError as error:
+            workflow.logger.warning("workspace not removed (a janitor will): %s", error)
+    if run.spec is not None and run.reserved:
+        await workflow.execute_activity_method(
+            BudgetCalls.release_budget, ReleaseInput(team=run.spec.team, run_id=run.workflow_id),
+            **LEDGER_CALL, summary="release the unused reservation")
+    if run.spec is not None and run.status.state is not RunState.running:
+        await workflow.execute_activity_method(LedgerCalls.record_outcome, outcome(run), **LEDGER_CALL,
+                                               summary=f"ledger of {run.spec.service}")
+
+
+def outcome(run: RunContext) -> OutcomeRecord:
+    """The run as the service's ledger keeps it: trust and DORA are computed from these."""
+    assert run.spec is not None
+    checks = run.status.checks
+    return OutcomeRecord(
+        workflow_id=run.workflow_id, service=run.spec.service, team=run.spec.team,
+        spec_title=run.spec.title, kind=run.spec.kind.value, state=run.status.state,
+        decision=run.decision.decision.value if run.decision else "none",
+        level=run.level.value if run.level else "", reasons=run.status.reasons,
+        checks_passed=sum(1 for c in checks if c.status is CheckStatus.passed),
+        checks_failed=sum(1 for c in checks if c.status in {CheckStatus.failed, CheckStatus.error}),
+        review_verdict=run.reviews[-1].verdict.value if run.reviews else "none",
+        human_verdicts=run.status.human_actions, models=run.models, tokens=run.status.tokens,
+        cost_usd=run.status.cost_usd, agent_made=not (run.request.agents.coder or "").startswith("patch:"),
+        first_commit_at=run.started, started_at=run.started, finished_at=workflow.now(),
+        merge_sha=run.merge_sha,
+    )

@@ -1,0 +1,65 @@
+"""How a change ends on the forge: merged, closed with a note, abandoned, closed by a person, cancelled."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from contracts.activities import ForgeCalls
+    from contracts.forge import CloseChangeInput, MergeInput, MergeOutcome
+    from contracts.gate import Policy
+    from contracts.runs import HumanAction, RunState
+    from workflows.options import FORGE_CALL
+    from workflows.spec_to_ship.context import RunContext
+    from workflows.spec_to_ship.report import publish_evidence
+
+
+async def merge(run: RunContext, policy: Policy, by: HumanAction | None = None) -> None:
+    assert run.pr is not None
+    if run.pr_closed is not None:
+        pr_closed_elsewhere(run)
+        return
+    result = await run.stage("merge", workflow.execute_activity_method(
+        ForgeCalls.merge_pull_request, MergeInput(repo=run.request.repo, pr=run.pr, method=policy.merge_method),
+        **FORGE_CALL, summary=f"merge PR #{run.pr.number}"))
+    who = f" (approved by {by.actor})" if by else ""
+    if result.outcome in {MergeOutcome.merged, MergeOutcome.already_merged}:
+        run.merge_sha = result.merge_sha
+        run.end(RunState.merged, [*run.status.reasons, f"merged{who} as {result.merge_sha or '?'}"])
+        await publish_evidence(run)
+        return
+    run.end(RunState.failed, [*run.status.reasons, f"merge refused ({result.outcome.value}): {result.message}"])
+    await publish_evidence(run)
+
+
+async def close(run: RunContext, note: str) -> None:
+    """Close the PR (kept for the record) or, when none was opened, delete the half-made branch."""
+    if run.pr is not None or run.workspace is not None:
+        await workflow.execute_activity_method(
+            ForgeCalls.close_change, CloseChangeInput(repo=run.request.repo, branch=run.workspace.branch
+                                                      if run.workspace else "", pr=run.pr, note=note,
+                                                      delete_branch=run.pr is None),
+            **FORGE_CALL, summary="close the change")
+
+
+async def abandon(run: RunContext, reason: str) -> NoReturn:
+    """End before a decision: nothing half-made stays (no PR: the branch goes too)."""
+    await close(run, f"spec2ship abandoned this change: {reason}")
+    raise run.fail([reason])
+
+
+def pr_closed_elsewhere(run: RunContext) -> None:
+    event = run.pr_closed
+    assert event is not None
+    if event.merged:
+        run.end(RunState.merged, [f"merged outside spec2ship by {event.actor or 'someone'}"])
+    else:
+        run.end(RunState.rejected, [f"the pull request was closed by {event.actor or 'someone'}"])
+
+
+async def cancelled(run: RunContext) -> None:
+    who = run.cancel.actor if run.cancel else "someone"
+    await close(run, f"cancelled by {who}")
+    run.end(RunState.cancelled, [f"cancelled by {who}: {run.cancel.reason if run.cancel else ''}"])
