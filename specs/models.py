@@ -167,11 +167,6 @@ _IMAGE_REF = re.compile(
 _SAMPLE_SHA = "0" * 40
 
 
-def image_repository(image: str) -> str:
-    """The repository part of `preview.image` (no tag): manifests' containers that use it get the PR's image."""
-    return image.rsplit(":", 1)[0]
-
-
 def image_for(image: str, sha: str) -> str:
     """`preview.image` with the head commit filled in."""
     return image.replace("{sha}", sha)
