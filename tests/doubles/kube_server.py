@@ -16,12 +16,13 @@ import json
 from typing import Any
 
 import yaml
-from kube_state import ApiError, FakeCluster, KindInfo
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from doubles.kube_state import ApiError, FakeCluster, KindInfo
 
 BACKEND_ANNOTATION = "fake.spec2ship.dev/backend"
 _VERBS = ["create", "delete", "get", "list", "patch", "update"]

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
-from kube_selectors import parse_selector
+
+from doubles.kube_selectors import parse_selector
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str, str]  # api_version, kind, namespace ('' when cluster-scoped), name

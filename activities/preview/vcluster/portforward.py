@@ -20,6 +20,7 @@ from kubernetes.stream import portforward
 log = logging.getLogger(__name__)
 
 _CHUNK = 65536
+_ACCEPT_POLL_S = 0.1
 
 
 class PortForwarder:
@@ -32,6 +33,7 @@ class PortForwarder:
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
+        self._listener.settimeout(_ACCEPT_POLL_S)  # close() must not wait on a blocked accept()
         self.local_port: int = self._listener.getsockname()[1]
         self._open: set[Any] = set()
         self._lock = threading.Lock()
@@ -64,8 +66,11 @@ class PortForwarder:
         while not self._closed.is_set():
             try:
                 conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            conn.settimeout(None)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
