@@ -47,6 +47,7 @@ class Knobs:
     hashed_names: bool = False  # synced objects get vCluster's shortened, hashed names
     finalize: bool = True  # the controller uninstalls and clears its finalizer when the release is deleted
     log_lines: int = 3  # lines each workload container logs
+    decoy_address: str = ""  # when set, a Service with the computed (unhashed) name leads to this server instead
 
 
 @dataclass
@@ -80,8 +81,10 @@ class GitOpsDouble:
     # --- releases --------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
-        releases = [(ARGO, obj) for obj in self.host.list(*ARGO, self.argocd_namespace)]
-        releases += [(FLUX, obj) for obj in self.host.list(*FLUX)]
+        # Only spec2ship's releases: tests also store other objects of these kinds to probe the API server.
+        mine = "app.kubernetes.io/managed-by=spec2ship"
+        releases = [(ARGO, obj) for obj in self.host.list(*ARGO, self.argocd_namespace, mine)]
+        releases += [(FLUX, obj) for obj in self.host.list(*FLUX, None, mine)]
         for kind, obj in releases:
             meta = obj["metadata"]
             if kind == ARGO:
@@ -253,6 +256,8 @@ class GitOpsDouble:
         meta = service["metadata"]
         if meta["namespace"] == "default" and meta["name"] == "kubernetes":
             return
+        if self.knobs.decoy_address:
+            self._decoy(f"{meta['name']}-x-{meta['namespace']}-x-{release}", namespace, service)
         selector = service.get("spec", {}).get("selector") or {}
         self._ensure({"apiVersion": "v1", "kind": "Service", "metadata": {
             "name": self.host_name(meta["name"], meta["namespace"], release), "namespace": namespace,
@@ -260,6 +265,15 @@ class GitOpsDouble:
             "annotations": {OBJECT_NAME: meta["name"], OBJECT_NAMESPACE: meta["namespace"]}},
             "spec": {"selector": {**selector, NAMESPACE_LABEL: meta["namespace"], MANAGED_BY: release},
                      "ports": service.get("spec", {}).get("ports") or []}})
+
+
+    def _decoy(self, name: str, namespace: str, service: dict[str, Any]) -> None:
+        """Someone else's Service under the name a backend would compute, with a ready pod behind it."""
+        labels = {"app": "decoy"}
+        self._ensure({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+                      "spec": {"selector": labels, "ports": service.get("spec", {}).get("ports") or []}})
+        self._ensure(_pod(f"{name}-decoy", namespace, labels, "app", "decoy:1", [{"name": "http",
+                          "containerPort": 8080}], self.knobs.decoy_address, ready=True))
 
 
 def _pod(name: str, namespace: str, labels: dict[str, str], container: str, image: str,

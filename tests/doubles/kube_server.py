@@ -63,6 +63,15 @@ async def _body(request: Request) -> Any:
         raise ApiError(400, "BadRequest", f"the body is not valid: {error}") from None
 
 
+def _typed(body: Any, info: KindInfo) -> dict[str, Any]:
+    """Create and update bodies may leave apiVersion and kind out (typed clients do): the URL says them."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "BadRequest", "the body must be an object")
+    if body.get("kind", info.kind) != info.kind or body.get("apiVersion", info.api_version) != info.api_version:
+        raise ApiError(400, "BadRequest", f"the body is a {body.get('kind')}, the URL names {info.kind}")
+    return {**body, "apiVersion": info.api_version, "kind": info.kind}
+
+
 def kube_app(cluster: FakeCluster) -> Starlette:
     async def version(request: Request) -> Response:
         cluster.requests.append(("GET", "/version", "", ""))
@@ -70,6 +79,7 @@ def kube_app(cluster: FakeCluster) -> Starlette:
             return _error(ApiError(503, "ServiceUnavailable", "the server is currently unable to handle the request"))
         major, minor = cluster.git_version.lstrip("v").split(".")[:2]
         return JSONResponse({"major": major, "minor": minor, "gitVersion": cluster.git_version,
+                             "gitCommit": "0" * 40, "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
                              "platform": "linux/amd64", "goVersion": "go1.22", "compiler": "gc"})
 
     async def core_discovery(request: Request) -> Response:
@@ -111,7 +121,7 @@ def kube_app(cluster: FakeCluster) -> Starlette:
                 items = cluster.list(api_version, info.kind, namespace, request.query_params.get("labelSelector"))
                 return JSONResponse(_list_body(cluster, info, items))
             if method == "POST":
-                body = await _body(request)
+                body = _typed(await _body(request), info)
                 return JSONResponse(cluster.create(body, namespace or ""), status_code=201)
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         name, ns = parts[1], namespace or ""
@@ -123,7 +133,7 @@ def kube_app(cluster: FakeCluster) -> Starlette:
         if method == "DELETE":
             return JSONResponse(cluster.delete(api_version, info.kind, ns, name))
         if method == "PUT":
-            return JSONResponse(cluster.put(await _body(request), ns, name))
+            return JSONResponse(cluster.put(_typed(await _body(request), info), ns, name))
         if method == "PATCH":
             content_type = request.headers.get("content-type", "")
             body = await _body(request)

@@ -110,6 +110,7 @@ class FakeCluster:
     objects: dict[Key, Obj] = field(default_factory=dict)
     logs: dict[tuple[str, str, str], str] = field(default_factory=dict)
     refuse_delete: dict[tuple[str, str], int] = field(default_factory=dict)  # (kind, name) -> HTTP status
+    fail_writes: int = 0  # when set, every create and apply answers this status (a broken API server)
     requests: list[tuple[str, str, str, str]] = field(default_factory=list)  # method, path, query, content type
     applied: dict[tuple[Key, str], Obj] = field(default_factory=dict)  # last config applied per manager
     on_change: list[Callable[[], None]] = field(default_factory=list)
@@ -157,6 +158,8 @@ class FakeCluster:
 
     def create(self, obj: Obj, namespace: str = "") -> Obj:
         info = self.kind_info(obj.get("apiVersion", ""), obj.get("kind", ""))
+        if self.fail_writes:
+            raise ApiError(self.fail_writes, "InternalError", "etcdserver: request timed out (set by the test)")
         meta = obj.setdefault("metadata", {})
         name = meta.get("name")
         if not name:

@@ -27,6 +27,7 @@ from activities.config import VClusterSettings
 from activities.preview.base import PreviewRequest
 from activities.preview.vcluster.backend import VClusterPreviewBackend
 from activities.preview.vcluster.kube import KubeApi
+from activities.preview.vcluster.naming import PreviewIdentity
 from specs.models import AcceptanceCriterion, HttpCheck, PreviewConfig
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -80,11 +81,13 @@ def host_kinds() -> list[KindInfo]:
     ]
 
 
-def _answering(text: str) -> Starlette:
+def _answering(text: str, hits: list[str]) -> Starlette:
     async def health(request: Request) -> PlainTextResponse:
+        hits.append(request.url.path)
         return PlainTextResponse("ok")
 
     async def items(request: Request) -> PlainTextResponse:
+        hits.append(request.url.path)
         return PlainTextResponse(text)
 
     return Starlette(routes=[Route("/healthz", health), Route("/items", items)])
@@ -120,6 +123,8 @@ class KubeWorld:
     double: GitOpsDouble = field(init=False)
     repo: Path = field(init=False)
     sha: str = field(init=False)
+    app_hits: list[str] = field(init=False)
+    decoy_hits: list[str] = field(init=False)
 
     def start(self, manifests: dict[str, str] | None = None) -> KubeWorld:
         self.host = FakeCluster(name="host", kinds=host_kinds())
@@ -128,7 +133,9 @@ class KubeWorld:
             for name in names:
                 cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         host_server, virtual_server = self._serve(kube_app(self.host)), self._serve(kube_app(self.virtual))
-        app, decoy = self._serve(_answering("widget from the PR head")), self._serve(_answering("decoy"))
+        self.app_hits, self.decoy_hits = [], []
+        app = self._serve(_answering("widget from the PR head", self.app_hits))
+        decoy = self._serve(_answering("decoy", self.decoy_hits))
         self.repo, self.sha = make_repo(self.root, manifests)
         self.app_address, self.decoy_address = f"127.0.0.1:{app.port}", f"127.0.0.1:{decoy.port}"
         self.double = GitOpsDouble(
@@ -174,6 +181,9 @@ class KubeWorld:
             preview_id=f"run-{pr}-1", repo_path=str(self.repo), head_sha=self.sha, config=preview,
             criteria=criteria if criteria is not None else [ITEMS_CRITERION], service=SERVICE, pr_number=pr,
         )
+
+    def preview_name(self, pr: int = 7) -> str:
+        return PreviewIdentity.create(service=SERVICE, pr=pr, sha=self.sha, ttl_s=60).name
 
     def preview_objects(self) -> list[str]:
         """Every host object spec2ship's labels mark, and every namespace left apart from the world's own."""

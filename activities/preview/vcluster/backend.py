@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _PROBE_TIMEOUT_S = 2.0
 _LOG_LINES = 200
+# limitBytes keeps the first bytes of the tail; this only guards against absurd lines, the cut keeps the newest.
+_LOG_BYTES = 256 * 1024
 _MAX_LOGGED_PODS = 5
 # Applied first so that what depends on them finds them.
 _APPLY_ORDER = {"Namespace": 0, "CustomResourceDefinition": 1, "ServiceAccount": 2, "ConfigMap": 3, "Secret": 3}
@@ -462,7 +464,7 @@ class VClusterPreviewBackend:
                         return logs
                     try:
                         text = virtual.pod_log(namespace, pod["metadata"]["name"], container["name"],
-                                               tail_lines=_LOG_LINES, limit_bytes=cap)
+                                               tail_lines=_LOG_LINES, limit_bytes=_LOG_BYTES)
                     except Exception as error:  # the kubelet may be gone already; say so in place of the log
                         text = f"(log not available: {error})"
                     logs.append(shown.PodLog(pod=f"{namespace}/{pod['metadata']['name']}", container=container["name"],
