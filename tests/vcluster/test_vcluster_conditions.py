@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from activities.config import VClusterSettings, parse_duration
+from activities.preview.backends import make_preview_backend
+from activities.preview.local import LocalPreviewBackend
+from activities.preview.vcluster.backend import VClusterPreviewBackend
 from activities.preview.vcluster.ci import CheckRun, ImageBuild, image_check
 from activities.preview.vcluster.manifests import ServiceTarget
-from activities.preview.vcluster.reach import ReachError, backing_pod, synced_service
+from activities.preview.vcluster.reach import (
+    ReachError,
+    backing_pod,
+    dns_url,
+    reach_mode,
+    service_port,
+    synced_service,
+)
 from activities.preview.vcluster.readiness import (
     controller_condition,
     kubeconfig_condition,
@@ -168,3 +179,28 @@ def test_vcluster_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         VClusterSettings.from_env()
     with pytest.raises(ValueError, match="is not a duration"):
         parse_duration("SPEC2SHIP_PREVIEW_TTL", "tomorrow")
+
+
+def test_vcluster_reach_mode_and_in_cluster_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    service = synced("inventory-x-default-x-0a1b2c3d4e", "inventory", "default")
+    assert dns_url(service, service_port(service, None)) == "http://inventory-x-default-x-0a1b2c3d4e.s2s-x.svc:80"
+    with pytest.raises(ReachError, match=r"has no port 8080 \(it has 80\); fix preview\.port"):
+        service_port(service, 8080)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert reach_mode(VClusterSettings()) == "port-forward"
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    assert reach_mode(VClusterSettings()) == "dns"
+    assert reach_mode(VClusterSettings(reach="port-forward")) == "port-forward"
+
+
+def test_vcluster_backend_is_chosen_by_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SPEC2SHIP_PREVIEW_BACKEND", raising=False)
+    assert isinstance(make_preview_backend(tmp_path, "w1"), LocalPreviewBackend)
+    monkeypatch.setenv("SPEC2SHIP_PREVIEW_BACKEND", "vcluster")
+    monkeypatch.setenv("SPEC2SHIP_GITOPS_CONTROLLER", "flux")
+    chosen = make_preview_backend(tmp_path, "w1")
+    assert isinstance(chosen, VClusterPreviewBackend)
+    assert (chosen.settings.controller, chosen.owner) == ("flux", "w1")
+    monkeypatch.setenv("SPEC2SHIP_PREVIEW_BACKEND", "k8s")
+    with pytest.raises(ValueError, match="use one of local, vcluster"):
+        make_preview_backend(tmp_path, "w1")
