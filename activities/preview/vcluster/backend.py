@@ -123,12 +123,16 @@ class VClusterPreviewBackend:
     def reap(self, force: bool = False) -> list[str]:
         """Tear down expired previews; with `force` (a restarted worker) also every preview this owner made.
         Returns one line per preview, saying what was removed or what is still left."""
-        reports = reap_expired(self.host, self.settings)
-        if force and self.owner:
-            done = {report.preview for report in reports}
-            for preview in find_previews(self.host, self.settings, owner_selector(self.owner)):
-                if preview.name not in done:
-                    reports.append(teardown_preview(self.host, preview.name, self.settings))
+        try:
+            reports = reap_expired(self.host, self.settings)
+            if force and self.owner:
+                done = {report.preview for report in reports}
+                for preview in find_previews(self.host, self.settings, owner_selector(self.owner)):
+                    if preview.name not in done:
+                        reports.append(teardown_preview(self.host, preview.name, self.settings))
+        except KubeError as error:  # a worker must start even when the cluster is away; the next sweep retries
+            log.error("janitor: the host cluster could not be searched for leftover previews: %s", error)
+            return [f"leftover previews not searched: {error}"]
         for report in reports:
             (log.info if report.complete else log.error)("janitor: %s", report.summary())
         return [report.summary() for report in reports]
@@ -211,6 +215,8 @@ class VClusterPreviewBackend:
                 await self._reach(plan, config.port, config.ready, config.ready_timeout, heartbeat, session)
         except _NotReady as not_ready:
             start_error = str(not_ready)
+        except KubeError as error:  # the host API failing is the platform's trouble, not the change's
+            raise VClusterPreviewError(f"preview {plan.identity.name}: the Kubernetes API failed: {error}") from None
         ready = start_error is None
         ready_after = round(time.monotonic() - session.started, 3) if ready else None
         results = await self._check_all(plan, request, session, heartbeat, start_error)
