@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -203,47 +204,48 @@ class VClusterSettings(BaseModel):
 
     @classmethod
     def from_env(cls) -> VClusterSettings:
-        env = os.environ
+        """Every variable in _VCLUSTER_ENV that is set; a bad value is a ValueError naming the variable."""
         values: dict[str, object] = {}
-        plain = {
-            "SPEC2SHIP_GITOPS_CONTROLLER": "controller",
-            "SPEC2SHIP_KUBECONFIG": "kubeconfig",
-            "SPEC2SHIP_KUBE_CONTEXT": "kube_context",
-            "SPEC2SHIP_VCLUSTER_CHART_REPOSITORY": "chart_repository",
-            "SPEC2SHIP_VCLUSTER_CHART_VERSION": "chart_version",
-            "SPEC2SHIP_ARGOCD_NAMESPACE": "argocd_namespace",
-            "SPEC2SHIP_ARGOCD_PROJECT": "argocd_project",
-            "SPEC2SHIP_ARGOCD_DESTINATION": "argocd_destination",
-            "SPEC2SHIP_PREVIEW_NAMESPACE_PREFIX": "namespace_prefix",
-            "SPEC2SHIP_PREVIEW_REACH": "reach",
-        }
-        for variable, field in plain.items():
-            if env.get(variable, "").strip():
-                values[field] = env[variable].strip()
-        durations = {
-            "SPEC2SHIP_PREVIEW_TTL": "ttl_s",
-            "SPEC2SHIP_VCLUSTER_READY_TIMEOUT": "ready_timeout_s",
-            "SPEC2SHIP_PREVIEW_TEARDOWN_TIMEOUT": "teardown_timeout_s",
-        }
-        for variable, field in durations.items():
-            if env.get(variable, "").strip():
-                values[field] = parse_duration(variable, env[variable])
-        quantities = {
-            "SPEC2SHIP_VCLUSTER_QUOTA": "quota",
-            "SPEC2SHIP_VCLUSTER_LIMIT_DEFAULT": "limit_default",
-            "SPEC2SHIP_VCLUSTER_LIMIT_REQUEST": "limit_default_request",
-        }
-        for variable, field in quantities.items():
-            if env.get(variable, "").strip():
-                values[field] = _quantities(variable, env[variable])
-        sleep = env.get("SPEC2SHIP_VCLUSTER_SLEEP_AFTER", "").strip()
-        if sleep:
-            parse_duration("SPEC2SHIP_VCLUSTER_SLEEP_AFTER", sleep)
-            values["sleep_after"] = sleep
+        for variable, (field, read) in _VCLUSTER_ENV.items():
+            raw = os.environ.get(variable, "").strip()
+            if raw:
+                values[field] = read(variable, raw)
         try:
             return cls.model_validate(values)
         except ValidationError as error:
             first = error.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
-            variable = next((v for v, f in {**plain, **durations, **quantities}.items() if f == field), field)
+            variable = next((v for v, (f, _) in _VCLUSTER_ENV.items() if f == field), field)
             raise ValueError(f"{variable}: {first['msg']}") from None
+
+
+def _text(_: str, raw: str) -> str:
+    return raw
+
+
+def _sleep(name: str, raw: str) -> str:
+    """Kept as written (the chart wants a Go duration), once it is known to be one."""
+    parse_duration(name, raw)
+    return raw
+
+
+# variable -> (VClusterSettings field, how its text is read)
+_VCLUSTER_ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "SPEC2SHIP_GITOPS_CONTROLLER": ("controller", _text),
+    "SPEC2SHIP_KUBECONFIG": ("kubeconfig", _text),
+    "SPEC2SHIP_KUBE_CONTEXT": ("kube_context", _text),
+    "SPEC2SHIP_VCLUSTER_CHART_REPOSITORY": ("chart_repository", _text),
+    "SPEC2SHIP_VCLUSTER_CHART_VERSION": ("chart_version", _text),
+    "SPEC2SHIP_ARGOCD_NAMESPACE": ("argocd_namespace", _text),
+    "SPEC2SHIP_ARGOCD_PROJECT": ("argocd_project", _text),
+    "SPEC2SHIP_ARGOCD_DESTINATION": ("argocd_destination", _text),
+    "SPEC2SHIP_PREVIEW_NAMESPACE_PREFIX": ("namespace_prefix", _text),
+    "SPEC2SHIP_PREVIEW_REACH": ("reach", _text),
+    "SPEC2SHIP_PREVIEW_TTL": ("ttl_s", parse_duration),
+    "SPEC2SHIP_VCLUSTER_READY_TIMEOUT": ("ready_timeout_s", parse_duration),
+    "SPEC2SHIP_PREVIEW_TEARDOWN_TIMEOUT": ("teardown_timeout_s", parse_duration),
+    "SPEC2SHIP_VCLUSTER_QUOTA": ("quota", _quantities),
+    "SPEC2SHIP_VCLUSTER_LIMIT_DEFAULT": ("limit_default", _quantities),
+    "SPEC2SHIP_VCLUSTER_LIMIT_REQUEST": ("limit_default_request", _quantities),
+    "SPEC2SHIP_VCLUSTER_SLEEP_AFTER": ("sleep_after", _sleep),
+}
