@@ -18,8 +18,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client
 
 from activities.config import TemporalSettings
+from contracts.names import SEARCH_ATTRIBUTES
 from workers.temporal_client import connect, find_binary
-from workflows.api import SEARCH_ATTRIBUTES
 
 
 class StackError(Exception):

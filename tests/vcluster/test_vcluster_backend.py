@@ -9,11 +9,11 @@ from urllib.parse import parse_qs
 import pytest
 from vcluster_world import IMAGE, KubeWorld, git
 
-from activities.evidence.models import CheckStatus
-from activities.evidence.report import ReportInput, render_report
 from activities.preview.local import PreviewError
 from activities.preview.vcluster.backend import VClusterPreviewError
 from activities.preview.vcluster.render import plan_preview
+from contracts.evidence import CheckStatus
+from rules.report import ReportInput, render_report
 from specs.models import AcceptanceCriterion, HttpCheck
 
 APPLY = "application/apply-patch+yaml"

@@ -24,10 +24,10 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from activities.config import VClusterSettings
-from activities.preview.base import PreviewRequest
 from activities.preview.vcluster.backend import VClusterPreviewBackend
 from activities.preview.vcluster.kube import KubeApi
 from activities.preview.vcluster.naming import PreviewIdentity
+from contracts.preview import PreviewRequest
 from specs.models import AcceptanceCriterion, HttpCheck, PreviewConfig
 
 SCHEMAS = Path(__file__).parent / "schemas"

@@ -25,8 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from activities.config import VClusterSettings
-from activities.evidence.models import CriterionResult, PreviewEvidence
-from activities.preview.base import Heartbeat, PreviewRequest
+from activities.preview.base import Heartbeat
 from activities.preview.checks import check_command, check_http, finish_despite_cancel, not_run
 from activities.preview.janitor import MARKER
 from activities.preview.local import INHERITED_ENV, PreviewError
@@ -50,6 +49,8 @@ from activities.preview.vcluster.readiness import (
 )
 from activities.preview.vcluster.render import PreviewPlan, plan_preview
 from activities.preview.vcluster.teardown import TeardownReport, teardown_preview
+from contracts.evidence import CriterionResult, PreviewEvidence
+from contracts.preview import PreviewRequest
 
 log = logging.getLogger(__name__)
 
