@@ -3,11 +3,15 @@ restarted worker's."""
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from kubernetes import client as k8s
 from vcluster_world import KubeWorld
 
 from activities.config import VClusterSettings
+from activities.preview.vcluster.backend import VClusterPreviewBackend
 from activities.preview.vcluster.janitor import expired_previews, find_previews, reap_expired
 from activities.preview.vcluster.kube import KubeApi
 from activities.preview.vcluster.render import PreviewPlan, plan_preview
@@ -66,3 +70,17 @@ def test_vcluster_reap_at_restart_removes_only_this_workers_previews(argo_world:
     assert lines == [f"preview {mine.identity.name} torn down (Application argocd/{mine.identity.name}, "
                      f"Namespace {mine.identity.name})"]
     assert [p.name for p in find_previews(host, settings)] == [theirs.identity.name]
+
+
+def test_vcluster_reap_when_the_cluster_is_away_says_so(tmp_path: Path) -> None:
+    """A worker must start even when the host cluster does not answer; the janitor's next sweep retries."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    host = KubeApi(k8s.ApiClient(k8s.Configuration(host=f"http://127.0.0.1:{dead}")))
+    backend = VClusterPreviewBackend(VClusterSettings(), owner="w1", host=host)
+    [line] = backend.reap(force=True)
+    assert line.startswith("leftover previews not searched: GET /api/v1: 0 MaxRetryError")
+    missing = VClusterPreviewBackend(VClusterSettings(kubeconfig=str(tmp_path / "no-such-kubeconfig")))
+    [line] = missing.reap()
+    assert line.startswith("leftover previews not searched: ")

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from kubernetes.config.config_exception import ConfigException
 
 from activities.config import VClusterSettings
 from activities.preview.base import Heartbeat
@@ -131,7 +132,7 @@ class VClusterPreviewBackend:
                 for preview in find_previews(self.host, self.settings, owner_selector(self.owner)):
                     if preview.name not in done:
                         reports.append(teardown_preview(self.host, preview.name, self.settings))
-        except KubeError as error:  # a worker must start even when the cluster is away; the next sweep retries
+        except (KubeError, ConfigException, OSError) as error:  # a worker starts even when the cluster is away
             log.error("janitor: the host cluster could not be searched for leftover previews: %s", error)
             return [f"leftover previews not searched: {error}"]
         for report in reports:

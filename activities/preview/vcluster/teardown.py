@@ -36,14 +36,6 @@ class TeardownReport(BaseModel):
         return f"preview {self.preview} NOT fully torn down; left: {'; '.join(self.left)}"
 
 
-class PreviewTeardownError(RuntimeError):
-    """A preview could not be fully removed; `report.left` says what remains."""
-
-    def __init__(self, report: TeardownReport) -> None:
-        super().__init__(report.summary())
-        self.report = report
-
-
 def teardown_preview(
     host: KubeApi,
     name: str,
