@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 DEFAULT_TASK_QUEUE = "spec2ship"
 DEFAULT_GPU_QUEUE = "gpu-inference"
@@ -117,3 +120,132 @@ def default_team_usd() -> float | None:
     if value < 0:
         raise ValueError(f"SPEC2SHIP_DEFAULT_TEAM_USD={raw!r} is negative; give 0 or more, or 'none'")
     return value
+
+
+# --- previews ------------------------------------------------------------------------------------
+
+PREVIEW_BACKENDS = ("local", "vcluster")
+# The vCluster chart every preview installs, pinned so that previews do not change under a team's feet;
+# the values it is given are checked against this line's values.schema.json.
+VCLUSTER_CHART_VERSION = "0.36.1"
+_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+
+
+def preview_backend() -> str:
+    """Which PreviewBackend a worker runs (SPEC2SHIP_PREVIEW_BACKEND): `local` (default) or `vcluster`."""
+    value = os.environ.get("SPEC2SHIP_PREVIEW_BACKEND", "").strip().lower() or "local"
+    if value not in PREVIEW_BACKENDS:
+        raise ValueError(f"SPEC2SHIP_PREVIEW_BACKEND={value!r} is not a preview backend; use one of local, vcluster")
+    return value
+
+
+def parse_duration(name: str, raw: str) -> float:
+    """Seconds in `raw`, written as Go and Flux write durations: 90s, 30m, 4h, 1h30m."""
+    match = _DURATION.match(raw.strip())
+    if not raw.strip() or match is None:
+        raise ValueError(f"{name}={raw!r} is not a duration; write it like 90s, 30m, 4h or 1h30m")
+    hours, minutes, seconds = (int(match.group(key) or 0) for key in ("h", "m", "s"))
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise ValueError(f"{name}={raw!r} must be longer than zero")
+    return float(total)
+
+
+def _quantities(name: str, raw: str) -> dict[str, str]:
+    """`requests.cpu=2,limits.memory=4Gi` into a mapping; Kubernetes checks the quantities themselves."""
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(
+                f"{name}: {item.strip()!r} is not KEY=QUANTITY; write e.g. requests.cpu=2,limits.memory=4Gi"
+            )
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+class VClusterSettings(BaseModel):
+    """How the Kubernetes preview backend reaches the host cluster and sizes each preview's virtual cluster."""
+
+    controller: Literal["argocd", "flux"] = Field(default="argocd", description="The platform's GitOps controller.")
+    kubeconfig: str | None = Field(default=None, description="Host kubeconfig; unset: in-cluster, then ~/.kube.")
+    kube_context: str | None = None
+    chart_repository: str = "https://charts.loft.sh"
+    chart_version: str = VCLUSTER_CHART_VERSION
+    argocd_namespace: str = "argocd"
+    argocd_project: str = "default"
+    argocd_destination: str = "https://kubernetes.default.svc"
+    namespace_prefix: str = Field(default="s2s", pattern=r"^[a-z][a-z0-9-]{0,9}$")
+    reach: Literal["auto", "dns", "port-forward"] = Field(
+        default="auto", description="How the worker reaches a preview: auto is dns inside a pod, else port-forward."
+    )
+    ttl_s: float = Field(default=4 * 3600, gt=0, description="After this a preview counts as leftover for the janitor.")
+    ready_timeout_s: float = Field(default=600, gt=0, description="For the virtual cluster itself to come up.")
+    teardown_timeout_s: float = Field(default=300, gt=0)
+    poll_s: float = Field(default=2.0, gt=0)
+    quota: dict[str, str] = Field(
+        default_factory=lambda: {
+            "requests.cpu": "2",
+            "requests.memory": "4Gi",
+            "limits.cpu": "4",
+            "limits.memory": "8Gi",
+            "count/pods": "20",
+            "count/services": "10",
+            "services.loadbalancers": "0",
+            "services.nodeports": "0",
+            "requests.storage": "0",
+        }
+    )
+    limit_default: dict[str, str] = Field(default_factory=lambda: {"cpu": "500m", "memory": "512Mi"})
+    limit_default_request: dict[str, str] = Field(default_factory=lambda: {"cpu": "100m", "memory": "128Mi"})
+    sleep_after: str | None = Field(
+        default=None, description="vCluster's sleep after inactivity (an enterprise feature); off when unset."
+    )
+
+    @classmethod
+    def from_env(cls) -> VClusterSettings:
+        """Every variable in _VCLUSTER_ENV that is set; a bad value is a ValueError naming the variable."""
+        values: dict[str, object] = {}
+        for variable, (field, read) in _VCLUSTER_ENV.items():
+            raw = os.environ.get(variable, "").strip()
+            if raw:
+                values[field] = read(variable, raw)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            variable = next((v for v, (f, _) in _VCLUSTER_ENV.items() if f == field), field)
+            raise ValueError(f"{variable}: {first['msg']}") from None
+
+
+def _text(_: str, raw: str) -> str:
+    return raw
+
+
+def _sleep(name: str, raw: str) -> str:
+    """Kept as written (the chart wants a Go duration), once it is known to be one."""
+    parse_duration(name, raw)
+    return raw
+
+
+# variable -> (VClusterSettings field, how its text is read)
+_VCLUSTER_ENV: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "SPEC2SHIP_GITOPS_CONTROLLER": ("controller", _text),
+    "SPEC2SHIP_KUBECONFIG": ("kubeconfig", _text),
+    "SPEC2SHIP_KUBE_CONTEXT": ("kube_context", _text),
+    "SPEC2SHIP_VCLUSTER_CHART_REPOSITORY": ("chart_repository", _text),
+    "SPEC2SHIP_VCLUSTER_CHART_VERSION": ("chart_version", _text),
+    "SPEC2SHIP_ARGOCD_NAMESPACE": ("argocd_namespace", _text),
+    "SPEC2SHIP_ARGOCD_PROJECT": ("argocd_project", _text),
+    "SPEC2SHIP_ARGOCD_DESTINATION": ("argocd_destination", _text),
+    "SPEC2SHIP_PREVIEW_NAMESPACE_PREFIX": ("namespace_prefix", _text),
+    "SPEC2SHIP_PREVIEW_REACH": ("reach", _text),
+    "SPEC2SHIP_PREVIEW_TTL": ("ttl_s", parse_duration),
+    "SPEC2SHIP_VCLUSTER_READY_TIMEOUT": ("ready_timeout_s", parse_duration),
+    "SPEC2SHIP_PREVIEW_TEARDOWN_TIMEOUT": ("teardown_timeout_s", parse_duration),
+    "SPEC2SHIP_VCLUSTER_QUOTA": ("quota", _quantities),
+    "SPEC2SHIP_VCLUSTER_LIMIT_DEFAULT": ("limit_default", _quantities),
+    "SPEC2SHIP_VCLUSTER_LIMIT_REQUEST": ("limit_default_request", _quantities),
+    "SPEC2SHIP_VCLUSTER_SLEEP_AFTER": ("sleep_after", _sleep),
+}

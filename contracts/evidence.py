@@ -88,3 +88,6 @@ class PreviewEvidence(BaseModel):
     start_error: str | None = None
     log_tail: str = ""
     results: list[CriterionResult] = Field(default_factory=list)
+    leftovers: list[str] = Field(
+        default_factory=list, description="What teardown could not remove (with why); empty when all went."
+    )

@@ -16,3 +16,5 @@ class PreviewRequest(BaseModel):
     config: PreviewConfig | None
     criteria: list[AcceptanceCriterion] = Field(description="Only http and run criteria are executed here.")
     output_cap_bytes: int = 8000
+    service: str | None = Field(default=None, description="The spec's service; names Kubernetes previews.")
+    pr_number: int | None = Field(default=None, gt=0, description="The PR; one Kubernetes preview per PR head.")

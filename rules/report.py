@@ -91,6 +91,8 @@ def render_report(report: ReportInput) -> str:
         lines.append(f"Preview ({report.preview.backend}): {ready}")
         if report.preview.start_error:
             lines.append(f"- start error: {report.preview.start_error}")
+        for leftover in report.preview.leftovers:
+            lines.append(f"- not torn down: {_cell(leftover)}")
         lines.append("")
     if report.reviews:
         lines += ["### Review", ""]

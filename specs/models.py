@@ -158,13 +158,82 @@ class AcceptanceCriterion(_Strict):
         return "run" if self.run is not None else "judge"
 
 
+# A container image reference (registry/path:tag) once '{sha}' is filled in. Deliberately narrower than
+# Docker's grammar: lowercase repository, a tag, no digest (a digest cannot be known before CI builds it).
+_IMAGE_REF = re.compile(
+    r"^(?P<repository>(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)"
+    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$"
+)
+_SAMPLE_SHA = "0" * 40
+
+
+def image_for(image: str, sha: str) -> str:
+    """`preview.image` with the head commit filled in."""
+    return image.replace("{sha}", sha)
+
+
+def _validate_image(value: str) -> str:
+    if "{sha}" not in value:
+        raise ValueError(
+            f"preview.image {value!r} must contain '{{sha}}' in its tag, as in ghcr.io/acme/inventory:{{sha}}, "
+            "so every head commit runs its own image"
+        )
+    tag = value.rsplit(":", 1)[-1] if ":" in value.rsplit("/", 1)[-1] else ""
+    if "{sha}" not in tag:
+        raise ValueError(f"preview.image {value!r}: put '{{sha}}' in the tag (after the last ':'), not in the path")
+    if not _IMAGE_REF.match(image_for(value, _SAMPLE_SHA)):
+        raise ValueError(
+            f"preview.image {value!r} is not an image reference: write registry/path:tag in lowercase, "
+            "as in ghcr.io/acme/inventory:{sha}"
+        )
+    return value
+
+
+def _validate_manifests(value: str) -> str:
+    if not value.strip():
+        raise ValueError("preview.manifests must name a folder of the repository, as in deploy/preview")
+    if value.startswith("/") or "\\" in value:
+        raise ValueError(f"preview.manifests {value!r} must be a folder relative to the repository root, with '/'")
+    if ".." in value.split("/"):
+        raise ValueError(f"preview.manifests {value!r} must not contain '..'; it names a folder inside the repository")
+    return value
+
+
 class PreviewConfig(_Strict):
-    """How to bring up an ephemeral environment of the change for HTTP checks."""
+    """How to bring up an ephemeral environment of the change for HTTP checks.
+
+    `start` serves the local backend; `manifests`, `image`, `ci_check`, `service` and `port` the Kubernetes
+    (vCluster) backend, which deploys the image CI built for the head commit into a virtual cluster.
+    """
 
     start: str | None = Field(default=None, description="Local backend command; {port} is filled in.")
     ready: str = Field(default="/", pattern=r"^/", description="Polled until it answers 2xx.")
     ready_timeout: float = Field(default=60, gt=0, le=3600, strict=True, description="Seconds.")
-    manifests: str | None = Field(default=None, description="Kubernetes backend manifests folder.")
+    manifests: Annotated[str, AfterValidator(_validate_manifests)] | None = Field(
+        default=None,
+        description="Kubernetes backend: a repository folder of manifests applied into the preview's virtual cluster.",
+    )
+    image: Annotated[str, AfterValidator(_validate_image)] | None = Field(
+        default=None,
+        description=(
+            "Kubernetes backend: the PR's image with '{sha}' in its tag, as in ghcr.io/acme/inventory:{sha}; "
+            "containers in the manifests that use this repository run it."
+        ),
+    )
+    ci_check: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Kubernetes backend: the name of the CI check that builds `image`; the run waits for it to pass.",
+    )
+    service: str | None = Field(
+        default=None,
+        pattern=SERVICE_NAME.pattern,
+        max_length=63,
+        description="Kubernetes backend: the Service in the manifests that is probed (default: the spec's service).",
+    )
+    port: int | None = Field(
+        default=None, ge=1, le=65535, strict=True, description="Kubernetes backend: the Service port (default: first)."
+    )
 
     @field_validator("start")
     @classmethod
@@ -172,6 +241,23 @@ class PreviewConfig(_Strict):
         if value is not None and "{port}" not in value:
             raise ValueError("preview.start must contain '{port}' so the preview listens where it is probed")
         return value
+
+    @model_validator(mode="after")
+    def _kubernetes_fields_fit(self) -> PreviewConfig:
+        # ctx names the field, so a parser can point at preview.<field> rather than at preview.
+        if self.ci_check is not None and self.image is None:
+            raise PydanticCustomError(
+                "preview_field_needs",
+                "preview.ci_check names the check that builds preview.image; set preview.image too",
+                {"field": "ci_check"},
+            )
+        if self.image is not None and self.manifests is None:
+            raise PydanticCustomError(
+                "preview_field_needs",
+                "preview.image needs preview.manifests: the manifests say how the image runs",
+                {"field": "image"},
+            )
+        return self
 
 
 class Budget(_Strict):

@@ -593,6 +593,8 @@ def _relocate(error: ErrorDetails, data: Mapping[str, Any]) -> FieldPath:
         return (*path, str(ctx.get("index", 0)), "id")
     if error["type"] == "preview_required":
         return ("preview",) if "preview" in data else ("acceptance", str(ctx.get("index", 0)), "http")
+    if error["type"] == "preview_field_needs":
+        return (*path, str(ctx.get("field", "")))
     return path
 
 

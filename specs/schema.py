@@ -29,6 +29,7 @@ def spec_json_schema() -> dict[str, Any]:
     required = [name for name in generated.get("required", []) if name not in ("body", "title")]
     defs: dict[str, Any] = generated.get("$defs", {})
     _accept_lowercase_methods(defs)
+    _image_names_the_sha(defs)
     return {
         "$schema": SCHEMA_DRAFT,
         "$id": SCHEMA_ID,
@@ -36,7 +37,8 @@ def spec_json_schema() -> dict[str, Any]:
         "description": (
             "The YAML front matter of a spec2ship spec: what one change must do, how it is checked and what "
             "it may touch. The parser also requires unique criterion ids, repository-relative globs with '**' "
-            "as a whole segment, and a preview (start or manifests) when any criterion uses http."
+            "as a whole segment, a preview (start or manifests) when any criterion uses http, preview.image "
+            "with '{sha}' in its tag and preview.manifests beside it, and preview.image beside preview.ci_check."
         ),
         "type": "object",
         "properties": properties,
@@ -52,3 +54,13 @@ def _accept_lowercase_methods(defs: dict[str, Any]) -> None:
     if "method" in http:
         methods = list(get_args(HttpMethod))
         http["method"] = {**http["method"], "enum": methods + [method.lower() for method in methods]}
+
+
+def _image_names_the_sha(defs: dict[str, Any]) -> None:
+    """Let editors flag a preview.image without '{sha}' in its tag (the parser says why in full)."""
+    image = defs.get("PreviewConfig", {}).get("properties", {}).get("image")
+    if image is None:
+        return
+    for option in image.get("anyOf", []):
+        if option.get("type") == "string":
+            option["pattern"] = r":[^/]*\{sha\}[^/]*$"

@@ -28,6 +28,7 @@ from specs.parser import SpecError
 from workers.cli_budget import budget_app
 from workers.cli_costs import costs
 from workers.cli_ledger import dora, incident, restored, revert, trust
+from workers.cli_preview import preview_app
 from workers.cli_schedule import schedule_app
 from workers.cli_spec import spec_app
 from workers.cli_webhook import webhook_app
@@ -51,6 +52,7 @@ app.add_typer(spec_app, name="spec")
 app.add_typer(budget_app, name="budget")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(preview_app, name="preview")
 for command in (costs, trust, dora, incident, revert, restored):
     app.command()(command)
 

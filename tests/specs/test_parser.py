@@ -371,7 +371,8 @@ def test_unknown_field_in_http_check_and_preview() -> None:
         (
             11,
             "preview.strat",
-            "unknown field 'strat'; did you mean 'start'? (expected one of start, ready, ready_timeout, manifests)",
+            "unknown field 'strat'; did you mean 'start'? "
+            "(expected one of start, ready, ready_timeout, manifests, image, ci_check, service, port)",
         ),
     ]
 
