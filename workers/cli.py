@@ -28,6 +28,7 @@ from workers.cli_budget import budget_app
 from workers.cli_costs import costs
 from workers.cli_ledger import dora, incident, restored, revert, trust
 from workers.cli_schedule import schedule_app
+from workers.cli_setup import setup
 from workers.cli_spec import spec_app
 from workers.cli_webhook import webhook_app
 from workers.gpu_worker import gpu_worker
@@ -52,7 +53,7 @@ app.add_typer(spec_app, name="spec")
 app.add_typer(budget_app, name="budget")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(schedule_app, name="schedule")
-for command in (costs, trust, dora, incident, revert, restored):
+for command in (costs, trust, dora, incident, revert, restored, setup):
     app.command()(command)
 
 T = TypeVar("T")
