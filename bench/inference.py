@@ -31,9 +31,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from activities.agents.base import Attribution, Message, ModelRequest, ModelTurn, Role  # noqa: E402
 from activities.agents.batching import Batcher, RowControl  # noqa: E402
 from activities.agents.hf_local import HFLocalModel, require_gpu_extra  # noqa: E402
+from contracts.agents import Attribution, Message, ModelRequest, ModelTurn, Role  # noqa: E402
 from workers.gpu_worker import GPUModelActivities, gpu_worker_for  # noqa: E402
 from workers.temporal_client import find_binary  # noqa: E402
 

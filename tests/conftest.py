@@ -19,8 +19,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.names import SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES
 from workers.temporal_client import find_binary
-from workflows.api import SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES
 
 
 def _binary(name: str) -> str:

@@ -19,10 +19,12 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
 from activities.config import TemporalSettings, task_queue
 from activities.config import data_dir as default_data_dir
 from activities.telemetry.setup import process_telemetry
+from contracts.agents import AgentChoice
+from contracts.names import APPROVE, OVERRIDE, REJECT, REQUEST_CHANGES
+from contracts.runs import HumanAction
 from specs.parser import SpecError
 from workers.cli_budget import budget_app
 from workers.cli_costs import costs
@@ -45,7 +47,6 @@ from workers.runs import (
     wait_for_decision,
 )
 from workers.temporal_client import connect
-from workflows.api import APPROVE, OVERRIDE, REJECT, REQUEST_CHANGES, HumanAction
 
 app = typer.Typer(name="spec2ship", help="Specs in, governed and validated changes out.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)

@@ -19,10 +19,10 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.budget.activities import failure_message, initial_state
-from activities.budget.models import CONFIGURE, SHOW, BudgetConfig, BudgetPeriod, BudgetView
 from activities.config import TemporalSettings, task_queue
+from contracts.budget import BudgetConfig, BudgetPeriod, BudgetView
+from contracts.names import CONFIGURE, SHOW, TEAM_BUDGET, budget_id
 from workers.temporal_client import connect
-from workflows.api import TEAM_BUDGET, budget_id
 
 budget_app = typer.Typer(
     help="Team budgets: tokens and dollars per team per period (admission control for runs).",

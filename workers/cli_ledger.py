@@ -22,10 +22,10 @@ from temporalio.client import Client
 from activities import config
 from activities.config import TemporalSettings
 from activities.ledger.activities import LedgerNotFoundError, existing_ledger, query_trust, signal_ledger
-from activities.ledger.models import DoraKeys, DoraQuery, DoraReport, LaterOutcome, LaterSignal, TrustReport
-from activities.ledger.trust import TrustParams
+from contracts.ledger import DoraKeys, DoraQuery, DoraReport, LaterOutcome, LaterSignal, TrustReport
+from contracts.names import DORA, RECORD_LATER
+from rules.trust import TrustParams
 from workers.temporal_client import connect
-from workflows.api import DORA, RECORD_LATER
 
 T = TypeVar("T")
 

@@ -31,9 +31,9 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.config import TemporalSettings, task_queue
-from activities.factory.models import DEFAULT_LABEL, DEFAULT_MAX_IN_FLIGHT, FactoryRunInput
+from contracts.factory import DEFAULT_LABEL, DEFAULT_MAX_IN_FLIGHT, FactoryRunInput
+from contracts.names import FACTORY_RUN
 from workers.temporal_client import connect
-from workflows.api import FACTORY_RUN
 
 __all__ = ["FactorySettingsError", "factory_request", "factory_schedule", "parse_interval", "schedule_app"]
 

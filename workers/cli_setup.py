@@ -24,7 +24,8 @@ from temporalio.client import Client, ScheduleAlreadyRunningError, ScheduleUpdat
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.config import TemporalSettings
-from activities.factory.models import DEFAULT_LABEL, DEFAULT_MAX_IN_FLIGHT, FactoryRunInput
+from contracts.factory import DEFAULT_LABEL, DEFAULT_MAX_IN_FLIGHT, FactoryRunInput
+from contracts.names import SEARCH_ATTRIBUTES
 from workers.cli_schedule import (
     DEFAULT_SCHEDULE_ID,
     FactorySettingsError,
@@ -35,7 +36,6 @@ from workers.cli_schedule import (
     parse_interval,
 )
 from workers.temporal_client import connect
-from workflows.api import SEARCH_ATTRIBUTES
 
 __all__ = ["SetupError", "setup"]
 

@@ -21,17 +21,17 @@ from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
-from activities.budget.models import BudgetConfig, BudgetPeriod
 from activities.config import task_queue
 from activities.ledger.activities import query_trust
-from activities.ledger.models import RunState
+from contracts.agents import AgentChoice
+from contracts.budget import BudgetConfig, BudgetPeriod
+from contracts.names import APPROVE
+from contracts.runs import HumanAction, RunState
 from workers.cli_budget import configure_budget
 from workers.runs import RunSummary, start_run, steer, ui_url, wait_for_decision
 from workers.sample.repo import build_sample
 from workers.stack import port_in_use, temporal_server
 from workers.worker import build_workers, run_workers
-from workflows.api import APPROVE, HumanAction
 
 
 class DemoError(Exception):

@@ -30,7 +30,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
-from activities.agents.base import ModelRequest, ModelTurn, ProviderError
+from activities.agents.base import ProviderError
 from activities.agents.batching import Batcher, BatcherClosedError
 from activities.agents.hf_local import (
     PROVIDER,
@@ -45,6 +45,7 @@ from activities.agents.registry import ConfigError, Price, ProviderKind, Unknown
 from activities.config import DEFAULT_GPU_QUEUE
 from activities.config import data_dir as default_data_dir
 from activities.telemetry.genai import observed_complete
+from contracts.agents import ModelRequest, ModelTurn
 from workers.health import DEFAULT_SHUTDOWN_GRACE_S, HealthPortOpt, ShutdownGraceOpt, serving_health
 
 log = logging.getLogger("spec2ship.gpu_worker")

@@ -14,12 +14,12 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 
-from activities.agents.base import AgentChoice
-from activities.forge.base import ForgeKind, RepoRef, SpecSource
-from activities.ledger.models import RunState
+from contracts.agents import AgentChoice
+from contracts.forge import ForgeKind, RepoRef, SpecSource
+from contracts.names import SPEC_TO_SHIP, STATUS, spec_to_ship_id
+from contracts.runs import HumanAction, RunState, RunStatus, SpecToShipInput
 from specs.models import Spec
 from specs.parser import parse_spec
-from workflows.api import SPEC_TO_SHIP, STATUS, HumanAction, RunStatus, SpecToShipInput, spec_to_ship_id
 
 
 class RunCommandError(Exception):

@@ -16,9 +16,9 @@ from pathlib import Path
 from temporalio.client import Client
 
 from activities.config import TemporalSettings
+from contracts.names import SEARCH_ATTRIBUTES
 from workers.cli_setup import ensure_search_attributes
 from workers.temporal_client import connect, find_binary
-from workflows.api import SEARCH_ATTRIBUTES
 
 
 class StackError(Exception):

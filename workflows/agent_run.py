@@ -9,83 +9,29 @@ the tool activity. Every tool call leaves an audit record, queryable while the r
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import StrEnum
 
-from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents.base import (
-        Attribution,
-        Message,
-        ModelChoice,
-        ModelRequest,
-        ModelTurn,
-        ToolCall,
-        ToolSpec,
-        Usage,
-    )
-    from activities.budget.models import ReserveInput, ReserveOutcome, UsageCommitInput
-    from activities.workspace.activities import CliAgentOutcome, ListMcpToolsInput, McpToolset, RunCliAgentInput
-    from activities.workspace.governance import (
-        FINAL_TOOLS,
-        GovernorState,
-        RunLimits,
-        admit,
-        repeated_call,
-    )
-    from activities.workspace.models import (
+    from contracts.agent_run import AgentRunInput, AgentRunResult, AgentStatus
+    from contracts.agents import Message, ModelRequest, ModelTurn, ToolCall, ToolSpec, Usage
+    from contracts.budget import ReserveInput, ReserveOutcome, UsageCommitInput
+    from contracts.names import AGENT_RUN, TOOL_CALLS
+    from contracts.tools import TOOL_SPECS
+    from contracts.workspace import (
+        CliAgentOutcome,
+        ListMcpToolsInput,
+        McpToolset,
+        RunCliAgentInput,
         RunToolInput,
         ToolCallRecord,
-        ToolGrant,
         ToolResult,
         ToolStatus,
-        WorkspaceRef,
     )
-    from activities.workspace.tools import TOOL_SPECS
-    from workflows.api import AGENT_RUN, TOOL_CALLS
-
-
-class AgentStatus(StrEnum):
-    completed = "completed"
-    stopped = "stopped"  # a governance limit ended the run; `reason` says which
-    failed = "failed"  # the model or a tool failed beyond retries
-
-
-class BudgetLink(BaseModel):
-    """How this run reports and extends its team reservation (None: no team budget in force)."""
-
-    team: str
-    run_id: str
-    reserved_tokens: int
-
-
-class AgentRunInput(BaseModel):
-    role_prompt: str
-    task: str
-    model: ModelChoice
-    workspace: WorkspaceRef
-    grant: ToolGrant
-    limits: RunLimits = Field(default_factory=RunLimits)
-    attribution: Attribution
-    round: int = 0
-    budget: BudgetLink | None = None
-    tokens_before: int = Field(default=0, description="Tokens this spec already spent in earlier agent runs.")
-
-
-class AgentRunResult(BaseModel):
-    status: AgentStatus
-    reason: str = ""
-    final_message: str = ""
-    final_tool: ToolCall | None = None
-    usage: Usage = Field(default_factory=Usage)
-    cost_usd: float = 0.0
-    steps: int = 0
-    models: list[str] = Field(default_factory=list)
-    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
-    budget_exhausted: bool = False
+    from rules.gateway.governor import GovernorState, admit, repeated_call
+    from rules.gateway.grants import FINAL_TOOLS
 
 
 PATCH_COUNT_TOOL_DENIALS = "count-tool-denials"

@@ -15,8 +15,8 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.factory.activities import FactoryActivities
-    from activities.factory.models import FactoryReport, FactoryRunInput, ListReadyIssuesInput, StartSpecRunsInput
-    from workflows.api import FACTORY_RUN
+    from contracts.factory import FactoryReport, FactoryRunInput, ListReadyIssuesInput, StartSpecRunsInput
+    from contracts.names import FACTORY_RUN
 
 # GitHub listing: a page per repository; rate limits come back as retryable with GitHub's wait.
 LIST_ISSUES_TIMEOUT = timedelta(minutes=2)

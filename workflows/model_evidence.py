@@ -2,7 +2,7 @@
 
 The planner (`plan_agents`) queries it to pick models; the ledger activity signals it when a run
 ends. State lives in Temporal (no database): the run input is the whole state, carried through
-continue-as-new. Counting is in activities/agents/selection.py (pure, tested without a server).
+continue-as-new. Counting is in rules/selection.py (pure, tested without a server).
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents.selection import EvidenceState, EvidenceStats, ModelOutcome, record_outcome, stats_of
-    from workflows.api import MODEL_EVIDENCE, MODEL_STATS, RECORD_MODEL_OUTCOME
+    from contracts.names import MODEL_EVIDENCE, MODEL_STATS, RECORD_MODEL_OUTCOME
+    from contracts.selection import EvidenceState, EvidenceStats, ModelOutcome
+    from rules.selection import record_outcome, stats_of
 
 
 @workflow.defn(name=MODEL_EVIDENCE)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.agents.base import Role
+from contracts.agents import Role
 from specs.models import Spec
 
 _RULES = (

@@ -14,8 +14,7 @@ from datetime import date, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ledger.dora import dora_report, lead_time, time_bin
-    from activities.ledger.models import (
+    from contracts.ledger import (
         DayAggregate,
         DoraQuery,
         DoraReport,
@@ -25,12 +24,13 @@ with workflow.unsafe.imports_passed_through():
         LedgerHistory,
         LedgerState,
         OutcomeRecord,
-        RunState,
         TrustQuery,
         TrustReport,
     )
-    from activities.ledger.trust import FAILURE_SIGNALS, TrustParams, as_utc, failed_shas, run_success, trust_report
-    from workflows.api import DORA, LEDGER_STATE, OUTCOMES, RECORD_LATER, RECORD_OUTCOME, SERVICE_LEDGER, TRUST
+    from contracts.names import DORA, LEDGER_STATE, OUTCOMES, RECORD_LATER, RECORD_OUTCOME, SERVICE_LEDGER, TRUST
+    from contracts.runs import RunState
+    from rules.dora import dora_report, lead_time, time_bin
+    from rules.trust import FAILURE_SIGNALS, TrustParams, as_utc, failed_shas, run_success, trust_report
 
 # Bounds that keep the whole state (the continue-as-new input) well under Temporal's 2 MB payload
 # limit: about 0.9 MB for a service merging every two hours for two years (measured, see the report).

@@ -20,10 +20,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents.base import AgentPlan, Attribution, ModelChoice, Role
-    from activities.agents.model_activities import PlanAgentsInput
-    from activities.budget.models import ReleaseInput, ReserveInput, ReserveOutcome
-    from activities.evidence.models import (
+    from contracts.agent_run import AgentRunInput, AgentRunResult, AgentStatus, BudgetLink, RunLimits
+    from contracts.agents import AgentPlan, Attribution, ModelChoice, PlanAgentsInput, Role
+    from contracts.budget import ReleaseInput, ReserveInput, ReserveOutcome
+    from contracts.evidence import (
         CheckStatus,
         CriterionResult,
         PreviewEvidence,
@@ -31,35 +31,24 @@ with workflow.unsafe.imports_passed_through():
         ReviewResult,
         ReviewVerdict,
     )
-    from activities.evidence.report import ReportInput, render_report
-    from activities.forge.activities import (
+    from contracts.forge import (
+        STATUS_LABELS,
         CloseChangeInput,
+        CommitStatus,
+        ForgeKind,
         LoadedSpec,
         LoadSpecInput,
         MergeInput,
+        MergeOutcome,
+        MergeResult,
         NotifyInput,
         OpenPullRequestInput,
         PublishEvidenceInput,
+        PullRequest,
     )
-    from activities.forge.base import STATUS_LABELS, CommitStatus, ForgeKind, MergeOutcome, MergeResult, PullRequest
-    from activities.gate.decide import GateInput
-    from activities.gate.models import Decision, EscalationPolicy, GateDecision, Policy
-    from activities.ledger.activities import ReadTrustInput
-    from activities.ledger.models import OutcomeRecord, RunState, TrustReport
-    from activities.preview.base import PreviewRequest
-    from activities.workspace.activities import (
-        CheckChangeInput,
-        PrepareWorkspaceInput,
-        PreviewInput,
-        PublishBranchInput,
-        WorkspaceDiff,
-    )
-    from activities.workspace.governance import RunLimits, default_grant
-    from activities.workspace.models import ToolCallRecord, WorkspaceRef
-    from specs.models import AutonomyLevel, Spec
-    from workflows import prompts
-    from workflows.agent_run import AgentRun, AgentRunInput, AgentRunResult, AgentStatus, BudgetLink
-    from workflows.api import (
+    from contracts.gate import Decision, EscalationPolicy, GateDecision, GateInput, Policy, RiskRules
+    from contracts.ledger import OutcomeRecord, ReadTrustInput, TrustReport
+    from contracts.names import (
         APPROVE,
         CANCEL,
         CI_COMPLETED,
@@ -80,13 +69,24 @@ with workflow.unsafe.imports_passed_through():
         TIMELINE,
         TOKENS,
         TOOL_CALLS,
-        CheckSummary,
-        ForgeEvent,
-        HumanAction,
-        RunStatus,
-        SpecToShipInput,
-        StageRecord,
     )
+    from contracts.preview import PreviewRequest
+    from contracts.runs import CheckSummary, ForgeEvent, HumanAction, RunState, RunStatus, SpecToShipInput, StageRecord
+    from contracts.workspace import (
+        CheckChangeInput,
+        PrepareWorkspaceInput,
+        PreviewInput,
+        PublishBranchInput,
+        ToolCallRecord,
+        WorkspaceDiff,
+        WorkspaceRef,
+    )
+    from rules.gateway.grants import default_grant
+    from rules.protected import rules_for
+    from rules.report import ReportInput, render_report
+    from specs.models import AutonomyLevel, Spec
+    from workflows import prompts
+    from workflows.agent_run import AgentRun
 
 DEFAULT_ESTIMATE_TOKENS = 100_000
 PATCH_TELL_ISSUE_NO_CODER = "tell-issue-no-coder"
@@ -309,6 +309,8 @@ class SpecToShip:
         self._preview: PreviewEvidence | None = None
         self._criteria: list[CriterionResult] = []
         self._reserved_tokens = 0
+        self._risk_rules = RiskRules()
+        self._policy_source: str | None = None
         try:
             await self._pipeline(request)
         except RunEnded:
@@ -323,6 +325,9 @@ class SpecToShip:
     async def _pipeline(self, request: SpecToShipInput) -> None:
         loaded = await self._load_spec(request)
         spec, policy = loaded.spec, loaded.policy
+        # The policy of the default branch when the run started; a later reload (spec edited) keeps it.
+        self._risk_rules = rules_for(policy)
+        self._policy_source = loaded.policy_ref.describe() if loaded.policy_ref else None
         self._spec = spec
         level = AutonomyLevel.lowest(policy.level_for(spec.service), spec.autonomy)
         self._level = level
@@ -488,11 +493,13 @@ class SpecToShip:
     async def _review(self, spec: Spec, plan: AgentPlan, change: WorkspaceDiff, review_round: int) -> ReviewResult:
         assert self._workspace is not None
         checks: list[CriterionResult] = await self._stage("review", workflow.execute_activity(
-            "check_change", CheckChangeInput(workspace=self._workspace, constraints=spec.constraints),
+            "check_change", CheckChangeInput(workspace=self._workspace, constraints=spec.constraints,
+                                             risk=self._risk_rules),
             result_type=list[CriterionResult], task_queue=self._workspace.task_queue, **WORKSPACE_GIT,
-            summary="scope, size and secret checks"))
+            summary="scope, size, secret and risk checks"))
         review = ReviewResult(round=review_round, verdict=ReviewVerdict.none, checks=checks)
-        if any(c.status is not CheckStatus.passed for c in checks) or plan.reviewer is None:
+        # Risk findings do not stop the review agent: the gate hands them to a person with its verdict.
+        if review.blocking_failures or plan.reviewer is None:
             return review
         result = await self._agent(Role.reviewer, plan.reviewer, spec, prompts.review_task(spec, change), review_round)
         review.reviewer_model = plan.reviewer.model
@@ -577,7 +584,7 @@ class SpecToShip:
         decision: GateDecision = await self._stage("gate", workflow.execute_activity(
             "decide_gate",
             GateInput(level=level, criteria=criteria, review=review, trust=trust.trust, trust_bar=policy.trust_bar,
-                      trust_explanation=trust.explanation, stop_reason=stop_reason),
+                      trust_explanation=trust.explanation, stop_reason=stop_reason, risk_owners=policy.risk_owners),
             result_type=GateDecision, **GATE_CALL, summary=f"trust gate at {level.value}"))
         self._decision = decision
         self._status.decision = decision.decision.value
@@ -594,7 +601,8 @@ class SpecToShip:
             workflow_id=self._status.workflow_id, spec_title=self._spec.title, service=self._spec.service,
             team=self._spec.team, criteria=self._criteria, preview=self._preview,
             reviews=self._reviews, decision=self._decision, plan=self._plan,
-            tokens=self._status.tokens, cost_usd=self._status.cost_usd, human_actions=self._status.human_actions))
+            tokens=self._status.tokens, cost_usd=self._status.cost_usd, human_actions=self._status.human_actions,
+            policy_source=self._policy_source, opted_out=self._risk_rules.opted_out))
         if self._pr is None:
             return
         decision = self._decision.decision if self._decision else None
@@ -619,7 +627,9 @@ class SpecToShip:
         self._status.awaiting_human_since = since
         self._set_stage("awaiting_human")
         await self._publish_evidence()
-        owners = " ".join(f"@{owner}" for owner in escalation.owners)
+        # Protected paths and eroded tests go to the policy's risk owners, not the usual escalation chain.
+        chosen = self._decision.escalate_to if self._decision and self._decision.escalate_to else escalation.owners
+        owners = " ".join(f"@{owner}" for owner in chosen)
         how = f"`spec2ship approve|reject|request-changes {self._status.workflow_id} --reason ...`"
         await self._notify(f"spec2ship is waiting for a human decision: {how} or a `/spec2ship approve` comment. "
                            f"{owners}".strip())

@@ -17,17 +17,10 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.budget.models import (
-        COMMIT_USAGE,
-        CONFIGURE,
-        EXTEND,
+    from contracts.budget import (
         MAX_HISTORY,
         MAX_PROCESSED_KEYS,
         MAX_RELEASES,
-        RELEASE,
-        RELEASE_RESERVATION,
-        RESERVE,
-        SHOW,
         USD_TOLERANCE,
         BudgetConfig,
         BudgetExceeded,
@@ -45,8 +38,17 @@ with workflow.unsafe.imports_passed_through():
         UnknownReservation,
         UsageCommit,
     )
-    from activities.budget.periods import period_end, period_label, period_start
-    from workflows.api import TEAM_BUDGET
+    from contracts.names import (
+        COMMIT_USAGE,
+        CONFIGURE,
+        EXTEND,
+        RELEASE,
+        RELEASE_RESERVATION,
+        RESERVE,
+        SHOW,
+        TEAM_BUDGET,
+    )
+    from rules.budget_periods import period_end, period_label, period_start
 
 # A floor on the period timer, so a clock exactly at the boundary cannot spin the loop.
 _MIN_WAIT = timedelta(seconds=1)

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from activities.agents.base import Message, ModelRequest, ModelTurn, ProviderError, ToolCall, Usage
+from activities.agents.base import ProviderError
 from activities.agents.http_provider import HttpChatProvider
 from activities.agents.registry import ModelEntry
+from contracts.agents import Message, ModelRequest, ModelTurn, ToolCall, Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls", "max_tokens": "length"}

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from activities.agents.base import Message, ModelRequest, ModelTurn, ProviderError, ToolCall, ToolSpec, Usage
+from activities.agents.base import ProviderError
 from activities.agents.batching import FinishReason, Generation, RowControl
+from contracts.agents import Message, ModelRequest, ModelTurn, ToolCall, ToolSpec, Usage
 
 if TYPE_CHECKING:
     import torch

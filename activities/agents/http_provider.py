@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 
-from activities.agents.base import ModelRequest, ModelTurn
 from activities.agents.http_retry import CallContext, RetryPolicy, Sleep, api_key_for, client_scope, send_with_retry
 from activities.agents.pricing import cost_usd
 from activities.agents.registry import ModelEntry
+from contracts.agents import ModelRequest, ModelTurn
 
 
 class HttpChatProvider:

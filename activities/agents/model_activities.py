@@ -1,7 +1,7 @@
 """Activities for models: pick a model per role (`plan_agents`) and make one model call (`call_model`).
 
 `plan_agents` takes, per role: the model the run names; else one of the registry's models for the
-role, picked from the evidence of earlier runs (activities/agents/selection.py, evidence from the
+role, picked from the evidence of earlier runs (rules/selection.py, evidence from the
 ModelEvidence workflow of the change's kind); else the model in SPEC2SHIP_DEFAULT_CODER /
 _REVIEWER / _JUDGE; else none. `call_model` runs on the task queue of the chosen model: the CPU
 queue for remote and scripted models, a GPU queue (`gpu-inference`) for models served by
@@ -14,22 +14,13 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.agents.base import (
-    AgentChoice,
-    AgentPlan,
-    ModelChoice,
-    ModelRequest,
-    ModelTurn,
-    Provider,
-    ProviderError,
-    Role,
-)
+from activities.agents.base import Provider, ProviderError
+from activities.agents.providers import resolve_provider
 from activities.agents.registry import (
     ConfigError,
     ModelEntry,
@@ -38,11 +29,12 @@ from activities.agents.registry import (
     UnknownModelError,
     load_registry,
 )
-from activities.agents.resolve import is_builtin, resolve_provider
-from activities.agents.selection import EvidenceStats, ModelStat, select_model
 from activities.config import data_dir, default_model, task_queue
 from activities.telemetry.genai import observed_complete
-from workflows.api import MODEL_STATS, model_evidence_id
+from contracts.agents import AgentPlan, ModelChoice, ModelRequest, ModelTurn, PlanAgentsInput, Role, is_builtin
+from contracts.names import MODEL_STATS, model_evidence_id
+from contracts.selection import EvidenceStats, ModelStat
+from rules.selection import select_model
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +43,6 @@ SELECTABLE = frozenset({ProviderKind.openai, ProviderKind.anthropic, ProviderKin
 NAMED = "named in the run request"
 # A query waits for a worker to answer; the planner would rather choose without evidence than wait long.
 EVIDENCE_QUERY_TIMEOUT = timedelta(seconds=10)
-
-
-class PlanAgentsInput(BaseModel):
-    choice: AgentChoice
-    service: str
-    kind: str
 
 
 async def read_model_stats(client: Client, kind: str) -> list[ModelStat]:

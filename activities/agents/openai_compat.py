@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.agents.base import Message, ModelRequest, ModelTurn, ProviderError, ToolCall, ToolSpec, Usage
+from activities.agents.base import ProviderError
 from activities.agents.http_provider import HttpChatProvider
 from activities.agents.registry import ModelEntry
+from contracts.agents import Message, ModelRequest, ModelTurn, ToolCall, ToolSpec, Usage
 
 ERROR_FINISH_REASON = "error"
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from activities.agents.base import Message, ModelRequest, ModelTurn, ProviderError, Role, ToolCall
+from activities.agents.base import ProviderError
+from contracts.agents import Message, ModelRequest, ModelTurn, Role, ToolCall
 
 
 class PatchProvider:

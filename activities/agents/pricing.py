@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from activities.agents.base import Usage
 from activities.agents.registry import Price
+from contracts.agents import Usage
 
 _PER_MTOK = 1_000_000
 

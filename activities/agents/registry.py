@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from activities.agents.base import Provider, Role
 from activities.config import DEFAULT_GPU_QUEUE, task_queue
+from contracts.agents import Role
 
 CONFIG_ENV = "SPEC2SHIP_CONFIG"
 DEFAULT_CONFIG = "spec2ship.yaml"
@@ -237,31 +237,6 @@ def parse_registry(text: str, *, source: str = DEFAULT_CONFIG, base_dir: Path | 
         if entry.script and base_dir is not None and not Path(entry.script).expanduser().is_absolute():
             entry.script = str(base_dir / entry.script)
     return ModelRegistry(models=section.models, source=source)
-
-
-def provider_for(entry: ModelEntry) -> Provider:
-    """Build the provider for an entry that a CPU worker calls: HTTP APIs and scripted files.
-
-    CLI agents and local models run elsewhere and are refused with the reason.
-    """
-    if entry.provider is ProviderKind.openai:
-        from activities.agents.openai_compat import OpenAICompatProvider
-
-        return OpenAICompatProvider(entry)
-    if entry.provider is ProviderKind.anthropic:
-        from activities.agents.anthropic import AnthropicProvider
-
-        return AnthropicProvider(entry)
-    if entry.provider is ProviderKind.scripted and entry.script:
-        from activities.agents.scripted import ScriptedProvider
-
-        return ScriptedProvider(Path(entry.script).expanduser())
-    reasons = {
-        ProviderKind.cli: "it runs as one CLI agent activity in the workspace (activities.agents.cli_agent.CliAgent)",
-        ProviderKind.hf_local: f"it is served by the GPU worker on task queue {entry.task_queue!r}",
-        ProviderKind.scripted: "it has no `script` file",
-    }
-    raise ConfigError(f"model {entry.name!r}: no HTTP provider for kind {entry.provider!r}: {reasons[entry.provider]}")
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

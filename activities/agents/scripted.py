@@ -26,7 +26,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.agents.base import Message, ModelRequest, ModelTurn, ProviderError, ToolCall, Usage
+from activities.agents.base import ProviderError
+from contracts.agents import Message, ModelRequest, ModelTurn, ToolCall, Usage
 
 
 class ScriptedToolCall(BaseModel):

@@ -21,11 +21,8 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.budget.models import (
-    COMMIT_USAGE,
-    EXTEND,
-    RELEASE_RESERVATION,
-    RESERVE,
+from activities.config import default_team_tokens, default_team_usd
+from contracts.budget import (
     BudgetLimits,
     BudgetState,
     ReleaseInput,
@@ -39,8 +36,7 @@ from activities.budget.models import (
     UsageCommitInput,
     UsageCommitted,
 )
-from activities.config import default_team_tokens, default_team_usd
-from workflows.api import TEAM_BUDGET, budget_id
+from contracts.names import COMMIT_USAGE, EXTEND, RELEASE_RESERVATION, RESERVE, TEAM_BUDGET, budget_id
 
 
 def initial_state(team: str) -> BudgetState:

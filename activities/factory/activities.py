@@ -22,7 +22,9 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.config import task_queue
-from activities.factory.models import (
+from activities.forge.base import ForgeError
+from activities.forge.github_auth import GitHubAuth, forge_error, throttle_from_env
+from contracts.factory import (
     FactoryReport,
     ListReadyIssuesInput,
     ReadyIssue,
@@ -32,9 +34,9 @@ from activities.factory.models import (
     StartedRun,
     StartSpecRunsInput,
 )
-from activities.forge.base import ForgeError, ForgeKind, RepoRef, SpecSource
-from activities.forge.github_auth import GitHubAuth, forge_error, throttle_from_env
-from workflows.api import SPEC_TO_SHIP, SpecToShipInput, spec_to_ship_id
+from contracts.forge import ForgeKind, RepoRef, SpecSource
+from contracts.names import SPEC_TO_SHIP, spec_to_ship_id
+from contracts.runs import SpecToShipInput
 
 
 class IssueSource(Protocol):
@@ -89,7 +91,7 @@ def _by_repo(issues: Iterable[ReadyIssue]) -> dict[str, list[ReadyIssue]]:
 
 def in_flight_query(repo: str) -> str:
     """Visibility query for the open SpecToShip runs of `owner/name` (a validated RepoName, so no quoting
-    is needed); the prefix is that of `workflows.api.spec_to_ship_id` for GitHub issues."""
+    is needed); the prefix is that of `contracts.names.spec_to_ship_id` for GitHub issues."""
     return f"WorkflowType='{SPEC_TO_SHIP}' AND ExecutionStatus='Running' AND WorkflowId STARTS_WITH 'spec2ship/{repo}/'"
 
 

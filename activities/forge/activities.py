@@ -8,79 +8,29 @@ and one client per repository across all activities of the worker (no new token 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.forge.base import (
+from activities.forge.base import Forge, ForgeError
+from contracts.forge import (
     STATUS_LABELS,
-    CommitStatus,
-    Forge,
-    ForgeError,
+    CloseChangeInput,
+    LoadedSpec,
+    LoadSpecInput,
+    MergeInput,
     MergeResult,
+    NotifyInput,
+    OpenPullRequestInput,
+    PolicyRef,
+    PublishEvidenceInput,
     PullRequest,
     RepoRef,
     SpecSource,
 )
-from activities.gate.models import Policy
-from activities.gate.policy import POLICY_PATH, PolicyError, parse_policy
-from specs.models import Spec
+from rules.policy import POLICY_PATH, PolicyError, parse_policy
 from specs.parser import SpecError, parse_issue_body, parse_spec
-
-
-class LoadSpecInput(BaseModel):
-    repo: RepoRef
-    source: SpecSource
-
-
-class LoadedSpec(BaseModel):
-    spec: Spec
-    source_name: str
-    policy: Policy
-
-
-class OpenPullRequestInput(BaseModel):
-    repo: RepoRef
-    branch: str
-    title: str
-    body: str
-    issue_number: int | None = None
-
-
-class PublishEvidenceInput(BaseModel):
-    repo: RepoRef
-    pr: PullRequest
-    markdown: str
-    status: CommitStatus
-    status_description: str
-    label: str | None = None
-    issue_number: int | None = None
-
-
-class MergeInput(BaseModel):
-    repo: RepoRef
-    pr: PullRequest
-    method: Literal["merge", "squash", "rebase"] = "merge"
-
-
-class NotifyInput(BaseModel):
-    repo: RepoRef
-    body: str
-    pr: PullRequest | None = None
-    issue_number: int | None = None
-
-
-class CloseChangeInput(BaseModel):
-    """End a change that will not merge: close its PR (kept for the record) or, when no PR was
-    opened, delete the half-made branch so nothing is left behind."""
-
-    repo: RepoRef
-    branch: str
-    pr: PullRequest | None = None
-    note: str
-    delete_branch: bool = False
 
 
 def forge_failure(error: ForgeError) -> ApplicationError:
@@ -130,7 +80,10 @@ class ForgeActivities:
         try:
             forge = _forge(request.repo)
             text, name, title = read_spec_text(forge, request.repo, request.source)
-            policy_text = forge.read_file(POLICY_PATH)
+            # Pinned to one commit of the default branch: the change under review can never be its own policy.
+            branch = forge.default_branch()
+            base_sha = forge.branch_head(branch)
+            policy_text = forge.read_file(POLICY_PATH, ref=base_sha)
         except ForgeError as error:
             raise forge_failure(error) from error
         try:
@@ -144,7 +97,8 @@ class ForgeActivities:
             policy = parse_policy(policy_text)
         except PolicyError as error:
             raise ApplicationError(str(error), type="InvalidPolicy", non_retryable=True) from error
-        return LoadedSpec(spec=spec, source_name=name, policy=policy)
+        return LoadedSpec(spec=spec, source_name=name, policy=policy,
+                          policy_ref=PolicyRef(branch=branch, sha=base_sha, found=policy_text is not None))
 
     @activity.defn(name="open_pull_request")
     def open_pull_request(self, request: OpenPullRequestInput) -> PullRequest:

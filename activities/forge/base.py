@@ -6,83 +6,10 @@ never knows which system it talks to.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, Field
-
-
-class ForgeKind(StrEnum):
-    local = "local"
-    github = "github"
-
-
-class RepoRef(BaseModel):
-    """Which repository: a path on disk for `local`, `owner/name` for `github`."""
-
-    kind: ForgeKind = ForgeKind.local
-    location: str
-    default_branch: str | None = None
-    installation_id: int | None = Field(default=None, description="GitHub App installation, if any.")
-
-    @property
-    def display(self) -> str:
-        return Path(self.location).name if self.kind is ForgeKind.local else self.location
-
-
-class SpecSource(BaseModel):
-    """Where a spec is read from: inline text (the CLI read the file), a file in the repo, or an issue."""
-
-    kind: Literal["inline", "file", "issue"] = "inline"
-    text: str | None = None
-    path: str | None = None
-    issue_number: int | None = None
-
-
-class PullRequestState(StrEnum):
-    open = "open"
-    merged = "merged"
-    closed = "closed"
-
-
-class PullRequest(BaseModel):
-    number: int
-    branch: str
-    base: str
-    head_sha: str
-    url: str
-    state: PullRequestState = PullRequestState.open
-    title: str = ""
-
-
-class MergeOutcome(StrEnum):
-    merged = "merged"
-    already_merged = "already_merged"
-    not_mergeable = "not_mergeable"  # conflicts, protections (GitHub 405)
-    head_changed = "head_changed"  # the head moved since it was validated (GitHub 409)
-    closed = "closed"
-
-
-class MergeResult(BaseModel):
-    outcome: MergeOutcome
-    merge_sha: str | None = None
-    message: str = ""
-
-
-class CommitStatus(StrEnum):
-    pending = "pending"
-    success = "success"
-    failure = "failure"
-    error = "error"
-
-
-STATUS_LABELS = {
-    "running": "spec2ship:running",
-    "awaiting_human": "spec2ship:awaiting-human",
-    "merged": "spec2ship:merged",
-    "rejected": "spec2ship:rejected",
-}
+from contracts.forge import CommitStatus, MergeResult, PullRequest, SpecSource
 
 
 class ForgeError(Exception):
@@ -107,6 +34,10 @@ class Forge(Protocol):
         ...
 
     def default_branch(self) -> str: ...
+
+    def branch_head(self, branch: str) -> str:
+        """The commit `branch` points at now: the run pins its policy to it."""
+        ...
 
     def prepare_workspace(self, branch: str, dest: Path) -> str:
         """Make `dest` a working copy on `branch` (created from the default branch, or resumed if it

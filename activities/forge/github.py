@@ -35,10 +35,11 @@ from github.PullRequest import PullRequest as GhPullRequest
 from github.Repository import Repository
 from pydantic import BaseModel
 
-from activities.forge.base import (
+from activities.forge.base import ForgeError, read_spec_from_repository
+from activities.forge.github_auth import GitHubAuth, GitHubAuthError, forge_error, github_message
+from contracts.forge import (
     STATUS_LABELS,
     CommitStatus,
-    ForgeError,
     ForgeKind,
     MergeOutcome,
     MergeResult,
@@ -46,9 +47,7 @@ from activities.forge.base import (
     PullRequestState,
     RepoRef,
     SpecSource,
-    read_spec_from_repository,
 )
-from activities.forge.github_auth import GitHubAuth, GitHubAuthError, forge_error, github_message
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +182,10 @@ class GitHubForge:
                 self._default_branch = self._repo.default_branch
                 self._clone_url = self._repo.clone_url
         return self._default_branch
+
+    def branch_head(self, branch: str) -> str:
+        with self._api(f"reading branch {branch}"):
+            return str(self._repo.get_git_ref(f"heads/{branch}").object.sha)
 
     # --- git: workspace and publishing ------------------------------------------------------------
 

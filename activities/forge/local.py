@@ -27,17 +27,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from activities.forge.base import (
-    CommitStatus,
-    ForgeError,
-    MergeOutcome,
-    MergeResult,
-    PullRequest,
-    PullRequestState,
-    SpecSource,
-    read_spec_from_repository,
-)
+from activities.forge.base import ForgeError, read_spec_from_repository
 from activities.forge.gitcli import BOT_NAME, Git, GitError, WorktreeInfo
+from contracts.forge import CommitStatus, MergeOutcome, MergeResult, PullRequest, PullRequestState, SpecSource
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +144,12 @@ class LocalForge:
                 "branch as the repository's default_branch"
             )
         return name
+
+    def branch_head(self, branch: str) -> str:
+        sha = self._git.rev(f"refs/heads/{branch}")
+        if sha is None:
+            raise ForgeError(f"no branch {branch!r} in {self.path}")
+        return sha
 
     def read_spec(self, source: SpecSource) -> tuple[str, str]:
         found = read_spec_from_repository(self, source, str(self.path))

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from activities.config import data_dir
-from activities.forge.base import Forge, ForgeError, ForgeKind, RepoRef
+from activities.forge.base import Forge, ForgeError
 from activities.forge.local import LocalForge
+from contracts.forge import ForgeKind, RepoRef
 
 if TYPE_CHECKING:
     from activities.forge.github import GitHubForge

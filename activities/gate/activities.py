@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.gate.decide import GateInput, decide
-from activities.gate.models import GateDecision
+from contracts.gate import GateDecision, GateInput
+from rules.gate import decide
 
 
 class GateActivities:

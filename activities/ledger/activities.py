@@ -18,16 +18,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import config
-from activities.agents.selection import EvidenceState, ModelOutcome, model_outcomes
-from activities.ledger.models import (
-    LaterOutcomeInput,
-    LedgerState,
-    OutcomeRecord,
-    ReadTrustInput,
-    TrustQuery,
-    TrustReport,
-)
-from workflows.api import (
+from contracts.ledger import LaterOutcomeInput, LedgerState, OutcomeRecord, ReadTrustInput, TrustQuery, TrustReport
+from contracts.names import (
     MODEL_EVIDENCE,
     RECORD_LATER,
     RECORD_MODEL_OUTCOME,
@@ -37,6 +29,8 @@ from workflows.api import (
     ledger_id,
     model_evidence_id,
 )
+from contracts.selection import EvidenceState, ModelOutcome
+from rules.selection import model_outcomes
 
 
 class LedgerNotFoundError(LookupError):

@@ -18,9 +18,9 @@ from typing import TypeVar
 
 import httpx
 
-from activities.evidence.models import CheckStatus, CriterionResult
 from activities.preview.base import Heartbeat
 from activities.preview.janitor import MARKER, terminate_preview
+from contracts.evidence import CheckStatus, CriterionResult
 from specs.models import AcceptanceCriterion, HttpCheck
 
 T = TypeVar("T")

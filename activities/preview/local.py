@@ -21,8 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from activities.evidence.models import CriterionResult, PreviewEvidence
-from activities.preview.base import Heartbeat, PreviewRequest
+from activities.preview.base import Heartbeat
 from activities.preview.checks import (
     check_command,
     check_http,
@@ -41,6 +40,8 @@ from activities.preview.janitor import (
     remove_worktree,
     write_record,
 )
+from contracts.evidence import CriterionResult, PreviewEvidence
+from contracts.preview import PreviewRequest
 from specs.models import PreviewConfig
 
 log = logging.getLogger(__name__)

@@ -28,11 +28,12 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from temporalio import activity
 
-from activities.agents.base import Attribution, Message, ModelRequest, ModelTurn, Provider, ProviderError, Role
+from activities.agents.base import Provider, ProviderError
 from activities.agents.pricing import cost_usd
 from activities.agents.registry import Price
 from activities.telemetry.setup import INSTRUMENTATION_NAME, Telemetry, current_telemetry
 from activities.telemetry.usage_log import UsageRecord, append_usage
+from contracts.agents import Attribution, Message, ModelRequest, ModelTurn, Role
 
 Redactor = Callable[[str], str]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from filelock import FileLock
 from pydantic import BaseModel, Field, ValidationError
 
-from activities.agents.base import ModelRequest, ModelTurn, Role
+from contracts.agents import ModelRequest, ModelTurn, Role
 
 log = logging.getLogger(__name__)
 

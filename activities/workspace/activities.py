@@ -7,77 +7,41 @@ import re
 import subprocess
 from pathlib import Path
 
-from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.agents.base import Role, ToolSpec
-from activities.evidence.models import CriterionResult, PreviewEvidence
 from activities.forge.activities import forge_failure
-from activities.forge.base import Forge, ForgeError, RepoRef
-from activities.preview.base import PreviewBackend, PreviewRequest
-from activities.review.checks import deterministic_checks
-from activities.workspace.models import DiffStat, RunToolInput, ToolGrant, ToolResult, WorkspaceRef
-from activities.workspace.redact import redact
-from activities.workspace.tools import Workspace, execute
-from specs.models import Constraints
+from activities.forge.base import Forge, ForgeError
+from activities.preview.base import PreviewBackend
+from activities.review.checks import deterministic_checks, risk_checks
+from activities.review.erosion import FileChange, wanted
+from activities.workspace.dispatch import execute
+from activities.workspace.tools import Workspace
+from contracts.evidence import CriterionResult, PreviewEvidence
+from contracts.forge import RepoRef
+from contracts.gate import Policy
+from contracts.workspace import (
+    CheckChangeInput,
+    CliAgentOutcome,
+    DiffStat,
+    ListMcpToolsInput,
+    McpToolset,
+    PrepareWorkspaceInput,
+    PreviewInput,
+    PublishBranchInput,
+    RunCliAgentInput,
+    RunToolInput,
+    ToolGrant,
+    ToolResult,
+    WorkspaceDiff,
+    WorkspaceRef,
+)
+from rules.protected import rules_for
+from rules.redact import redact
 
 DIFF_CAP = 60_000
-
-
-class PrepareWorkspaceInput(BaseModel):
-    repo: RepoRef
-    branch: str
-    run_key: str = Field(description="Stable per run: a retried or resumed prepare finds the same folder.")
-
-
-class WorkspaceDiff(BaseModel):
-    diff: str = Field(description="The unified diff against the base, capped for prompts.")
-    truncated: bool = False
-    stat: DiffStat
-
-
-class CheckChangeInput(BaseModel):
-    workspace: WorkspaceRef
-    constraints: Constraints
-
-
-class PublishBranchInput(BaseModel):
-    workspace: WorkspaceRef
-    message: str
-
-
-class ListMcpToolsInput(BaseModel):
-    workspace: WorkspaceRef
-    role: Role
-
-
-class McpToolset(BaseModel):
-    """The MCP tools this worker's configuration grants a role, and how the model sees them."""
-
-    names: list[str] = Field(default_factory=list)
-    specs: list[ToolSpec] = Field(default_factory=list)
-
-
-class RunCliAgentInput(BaseModel):
-    workspace: WorkspaceRef
-    model: str = Field(description="A registry entry with provider `cli`.")
-    prompt: str
-    log_name: str
-
-
-class CliAgentOutcome(BaseModel):
-    """What the CLI agent did; its change is read afterwards by diff_workspace like any coder's."""
-
-    exit_code: int
-    timed_out: bool = False
-    log_tail: str = ""
-    duration_s: float = 0.0
-
-
-class PreviewInput(BaseModel):
-    workspace: WorkspaceRef
-    request: PreviewRequest
+# The risk checks read both versions of test and configuration files; larger ones are not source.
+RISK_FILE_CAP = 1_000_000
 
 
 def safe_name(text: str) -> str:
@@ -177,8 +141,11 @@ class WorkspaceActivities:
     @activity.defn(name="check_change")
     def check_change(self, request: CheckChangeInput) -> list[CriterionResult]:
         # The whole diff, not the copy capped for prompts: a credential past the cap must still be found.
-        diff, stat = _change(Path(request.workspace.path), request.workspace.base_sha)
-        return deterministic_checks(diff, stat, request.constraints)
+        root, base = Path(request.workspace.path), request.workspace.base_sha
+        diff, stat = _change(root, base)
+        rules = request.risk or rules_for(Policy())
+        changes = _file_changes(root, base, rules.test_patterns)
+        return deterministic_checks(diff, stat, request.constraints) + risk_checks(stat.files, changes, rules)
 
     @activity.defn(name="publish_branch")
     def publish_branch(self, request: PublishBranchInput) -> str:
@@ -218,6 +185,41 @@ def _change(root: Path, base_sha: str) -> tuple[str, DiffStat]:
         added += int(plus) if plus.isdigit() else 0
         removed += int(minus) if minus.isdigit() else 0
     return diff, DiffStat(files=files, added=added, removed=removed)
+
+
+def _file_changes(root: Path, base_sha: str, test_patterns: list[str]) -> list[FileChange]:
+    """Both versions of every changed test or test-configuration file (after `_change` staged all)."""
+    changes: list[FileChange] = []
+    fields = _git(root, "diff", "--cached", "--name-status", "-z", "-M", base_sha).split("\0")
+    while len(fields) > 1:
+        status = fields.pop(0)
+        old = fields.pop(0)
+        new = fields.pop(0) if status[:1] in {"R", "C"} else old
+        if not (wanted(new, test_patterns) or wanted(old, test_patterns)):
+            continue
+        letter = status[:1]
+        before = None if letter == "A" else _blob(root, f"{base_sha}:{old}")
+        after = None if letter == "D" else _text(root / new)
+        changes.append(FileChange(path=new, old_path=old if old != new else None, status=letter, before=before,
+                                  after=after))
+    return changes
+
+
+def _blob(root: Path, spec: str) -> str | None:
+    result = subprocess.run(["git", "cat-file", "blob", spec], cwd=root, capture_output=True, check=False,
+                            timeout=60)
+    if result.returncode != 0 or len(result.stdout) > RISK_FILE_CAP:
+        return None
+    return result.stdout.decode("utf-8", errors="replace")
+
+
+def _text(path: Path) -> str | None:
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > RISK_FILE_CAP:
+            return None
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return None
 
 
 def _git(root: Path, *args: str) -> str:

@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.agents.base import ToolCall, ToolSpec
-from activities.workspace.governance import mcp_name, split_mcp_name
-from activities.workspace.models import ToolGrant
-from activities.workspace.redact import redact
 from activities.workspace.sandbox import MARKER, Confinement, SandboxMounts, bwrap_argv, kill_marked, with_limits
+from activities.workspace.snapshot import take_snapshot, undo
+from contracts.agents import ToolCall, ToolSpec
+from contracts.workspace import ToolGrant
+from rules.gateway.grants import mcp_name, split_mcp_name
+from rules.redact import redact
 
 if TYPE_CHECKING:
     from mcp import ClientSession
@@ -226,7 +227,7 @@ def execute_mcp(workspace: Workspace, call: ToolCall, grant: ToolGrant, settings
         raise McpFailed(f"no MCP server named {server_name!r} is configured on this worker "
                         "(SPEC2SHIP_MCP_CONFIG); ask the operator to add it or remove the grant")
     marker = uuid.uuid4().hex
-    before = workspace.snapshot(grant)
+    before = take_snapshot(workspace, grant)
 
     async def call_tool() -> tuple[str, bool]:
         async with _session(server, workspace, marker) as session:
@@ -236,7 +237,7 @@ def execute_mcp(workspace: Workspace, call: ToolCall, grant: ToolGrant, settings
     try:
         text, failed = _run(call_tool)
     finally:
-        reverted = workspace.undo(before, grant)
+        reverted = undo(workspace, before, grant)
     if reverted:
         text += "\n[refused: the MCP tool changed files it may not change; reverted: " + ", ".join(reverted) + "]"
         failed = True

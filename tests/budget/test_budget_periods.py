@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activities.budget.models import BudgetConfig, BudgetPeriod
-from activities.budget.periods import period_end, period_label, period_start
+from contracts.budget import BudgetConfig, BudgetPeriod
+from rules.budget_periods import period_end, period_label, period_start
 
 moments = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)

@@ -14,9 +14,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from typer.testing import CliRunner, Result
 
-from activities.budget.models import SHOW, BudgetView
+from contracts.budget import BudgetView
+from contracts.names import SHOW, TEAM_BUDGET, budget_id
 from workers.cli_budget import budget_app
-from workflows.api import TEAM_BUDGET, budget_id
 from workflows.team_budget import TeamBudget
 
 

@@ -21,11 +21,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.budget.activities import BudgetActivities, failure_message
-from activities.budget.models import (
-    CONFIGURE,
-    RELEASE,
-    RESERVE,
-    SHOW,
+from contracts.budget import (
     BudgetConfig,
     BudgetLimits,
     BudgetPeriod,
@@ -38,9 +34,9 @@ from activities.budget.models import (
     ReserveRequest,
     UsageCommitInput,
 )
-from activities.budget.periods import period_end, period_start
+from contracts.names import CONFIGURE, RELEASE, RESERVE, SHOW, TEAM_BUDGET, budget_id
+from rules.budget_periods import period_end, period_start
 from workers.temporal_client import find_binary
-from workflows.api import TEAM_BUDGET, budget_id
 from workflows.team_budget import TeamBudget
 
 

@@ -18,8 +18,8 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.budget.activities import BudgetActivities
-from activities.budget.models import SHOW, BudgetView, ReleaseInput, ReserveInput, UsageCommitInput
-from workflows.api import budget_id
+from contracts.budget import BudgetView, ReleaseInput, ReserveInput, UsageCommitInput
+from contracts.names import SHOW, budget_id
 from workflows.team_budget import TeamBudget
 
 RUNS = 40

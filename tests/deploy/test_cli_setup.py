@@ -17,9 +17,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
+from contracts.names import SEARCH_ATTRIBUTES
 from workers.cli import app
 from workers.cli_setup import SetupError, ensure_search_attributes
-from workflows.api import SEARCH_ATTRIBUTES
 
 
 @pytest_asyncio.fixture(scope="module")

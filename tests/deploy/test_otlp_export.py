@@ -26,8 +26,8 @@ from oteltap import OtelTapHttpProtobufReceiver, OtelTapHttpProtobufReceiverSett
 from processes import free_port, start, stop, wait_for_status
 from temporalio.testing import WorkflowEnvironment
 
-from activities.agents.base import AgentChoice
-from activities.ledger.models import RunState
+from contracts.agents import AgentChoice
+from contracts.runs import RunState
 from workers.runs import start_run
 from workers.sample.repo import build_sample
 

@@ -22,7 +22,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.agents.base import AgentChoice
+from contracts.agents import AgentChoice
 from workers.health import HealthState
 from workers.runs import start_run
 from workers.sample.repo import build_sample

@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agents.base import ModelRequest, ModelTurn
+    from contracts.agents import ModelRequest, ModelTurn
 
 
 class CallModelsInput(BaseModel):

@@ -618,6 +618,14 @@ class FakeGitHub:
                 found = [self.shapes.status(repo, s) for s in reversed(repo.statuses) if s.sha == sha]
             return _page(request, found)
 
+        @app.get(API_PREFIX + "/repos/{owner}/{name}/git/ref/{ref:path}")
+        def get_ref(request: Request, owner: str, name: str, ref: str) -> Json:
+            repo, _user = self._repo_for(request, owner, name)
+            sha = gitx.rev_parse(repo.bare, f"refs/{ref}") if ref.startswith(("heads/", "tags/")) else None
+            if sha is None:
+                raise not_found()
+            return self.shapes.git_ref(repo, ref, sha)
+
         @app.delete(API_PREFIX + "/repos/{owner}/{name}/git/refs/{ref:path}", status_code=204)
         def delete_ref(request: Request, owner: str, name: str, ref: str) -> Response:
             repo, _user = self._repo_for(request, owner, name)

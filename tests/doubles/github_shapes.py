@@ -311,6 +311,15 @@ class Shapes:
             "_links": {"self": url, "git": git_url, "html": html_url},
         }
 
+    def git_ref(self, repo: Repo, ref: str, sha: str) -> Json:
+        """`git-ref`: GET /repos/{owner}/{repo}/git/ref/{ref}."""
+        return {
+            "ref": f"refs/{ref}",
+            "node_id": node_id("Ref", int(sha[:7], 16)),
+            "url": f"{self.api}/repos/{repo.full_name}/git/refs/{ref}",
+            "object": {"type": "commit", "sha": sha, "url": f"{self.api}/repos/{repo.full_name}/git/commits/{sha}"},
+        }
+
     # --- issues, labels, comments ------------------------------------------------------------
 
     def label(self, repo: Repo, label: Label) -> Json:

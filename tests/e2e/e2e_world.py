@@ -22,8 +22,9 @@ import yaml
 from doubles.github_server import FakeGitHub
 from temporalio.client import WorkflowHandle
 
+from contracts.names import STATUS
+from contracts.runs import RunStatus
 from workers.webhook.signature import sign
-from workflows.api import STATUS, RunStatus
 
 SECRET = "e2e-webhook-secret"
 LABEL = "spec2ship"

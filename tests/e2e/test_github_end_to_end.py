@@ -44,15 +44,15 @@ from e2e_world import (
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.factory.models import FactoryReport, FactoryRunInput, StartedRun
-from activities.forge.base import STATUS_LABELS
 from activities.forge.github import EVIDENCE_MARKER, STATUS_CONTEXT
 from activities.forge.registry import close_forges
-from activities.ledger.models import RunState
+from contracts.factory import FactoryReport, FactoryRunInput, StartedRun
+from contracts.forge import STATUS_LABELS
+from contracts.names import EVIDENCE, FACTORY_RUN
+from contracts.runs import RunState, RunStatus
 from workers.webhook.app import create_app
 from workers.webhook.settings import WebhookSettings
 from workers.worker import build_workers
-from workflows.api import EVIDENCE, FACTORY_RUN, RunStatus
 
 pytestmark = pytest.mark.slow
 

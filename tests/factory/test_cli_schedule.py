@@ -22,9 +22,9 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from activities.factory.models import FactoryRunInput
+from contracts.factory import FactoryRunInput
+from contracts.names import FACTORY_RUN
 from workers.cli_schedule import IntervalError, format_interval, parse_interval, schedule_app
-from workflows.api import FACTORY_RUN
 
 T = TypeVar("T")
 

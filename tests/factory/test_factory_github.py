@@ -22,19 +22,12 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.factory.activities import FactoryActivities, GitHubIssues
-from activities.factory.models import (
-    FactoryReport,
-    FactoryRunInput,
-    ListReadyIssuesInput,
-    ReadyIssue,
-    SkippedIssue,
-    StartedRun,
-)
-from activities.forge.base import ForgeKind, RepoRef
 from activities.forge.github import GitHubForge
 from activities.forge.github_auth import GitHubAuth
 from activities.forge.registry import close_forges
-from workflows.api import FACTORY_RUN
+from contracts.factory import FactoryReport, FactoryRunInput, ListReadyIssuesInput, ReadyIssue, SkippedIssue, StartedRun
+from contracts.forge import ForgeKind, RepoRef
+from contracts.names import FACTORY_RUN
 from workflows.factory_run import FactoryRun
 
 BOT = "spec2ship-bot"

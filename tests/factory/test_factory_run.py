@@ -19,7 +19,8 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.factory.activities import FactoryActivities, in_flight_query
-from activities.factory.models import (
+from activities.forge.base import ForgeError
+from contracts.factory import (
     FactoryReport,
     FactoryRunInput,
     ListReadyIssuesInput,
@@ -30,8 +31,9 @@ from activities.factory.models import (
     StartedRun,
     StartSpecRunsInput,
 )
-from activities.forge.base import ForgeError, ForgeKind, RepoRef, SpecSource
-from workflows.api import FACTORY_RUN, SPEC_TO_SHIP, SpecToShipInput
+from contracts.forge import ForgeKind, RepoRef, SpecSource
+from contracts.names import FACTORY_RUN, SPEC_TO_SHIP
+from contracts.runs import SpecToShipInput
 from workflows.factory_run import FactoryRun
 
 

@@ -12,7 +12,7 @@ import local_git_repo
 import pytest
 from local_git_repo import commit, git, isolate_git
 
-from activities.forge.base import CommitStatus, ForgeError, ForgeKind, PullRequestState, RepoRef, SpecSource
+from activities.forge.base import ForgeError
 from activities.forge.local import (
     CommentKind,
     LocalForge,
@@ -21,6 +21,7 @@ from activities.forge.local import (
     list_pull_requests,
 )
 from activities.forge.registry import forge_for
+from contracts.forge import CommitStatus, ForgeKind, PullRequestState, RepoRef, SpecSource
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from local_git_repo import commit, git, isolate_git, make_repo
 
-from activities.forge.base import ForgeError, MergeOutcome, PullRequest, PullRequestState
+from activities.forge.base import ForgeError
 from activities.forge.local import LocalForge, get_pull_request_record
+from contracts.forge import MergeOutcome, PullRequest, PullRequestState
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from activities.evidence.models import CheckStatus, CriterionResult, ReviewResult, ReviewVerdict
-from activities.gate.decide import GateInput, decide
-from activities.gate.models import Decision
+from contracts.evidence import CheckStatus, CriterionResult, ReviewResult, ReviewVerdict
+from contracts.gate import Decision, GateInput
+from rules.gate import decide
 from specs.models import AutonomyLevel
 
 
@@ -98,3 +98,38 @@ def test_a_coder_that_stopped_early_escalates_with_the_reason() -> None:
     decision = decide(gate("L5", stop_reason="budget exhausted"))
     assert decision.decision is Decision.escalate
     assert "the coder stopped early: budget exhausted" in decision.reasons
+
+
+def _risky(id_: str = "test-erosion") -> ReviewResult:
+    rev = review()
+    rev.checks.append(CriterionResult(id=id_, kind="risk", status=CheckStatus.failed,
+                                      summary="1 test-erosion finding(s): a person must approve"))
+    return rev
+
+
+@pytest.mark.parametrize("level", ["L2", "L3", "L4", "L5"])
+@pytest.mark.parametrize("risk", ["protected-paths", "test-erosion"])
+def test_a_risk_finding_escalates_to_the_risk_owners_at_every_level(level: str, risk: str) -> None:
+    decision = decide(gate(level, rev=_risky(risk), risk_owners=["platform-security"]))
+    assert decision.decision is Decision.escalate
+    assert decision.escalate_to == ["platform-security"]
+    assert any(r.startswith(f"{risk}: ") for r in decision.reasons)
+    assert any("never merge on their own" in r for r in decision.reasons)
+
+
+def test_a_risk_finding_is_a_failed_key_objective_of_the_score() -> None:
+    decision = decide(gate("L5", rev=_risky()))
+    assert any("evidence score" in r and ": fail" in r for r in decision.reasons)
+
+
+def test_a_risk_finding_never_rejects_and_l1_still_only_comments() -> None:
+    assert decide(gate("L1", rev=_risky())).decision is Decision.comment_only
+    failing = [check("tests", status=CheckStatus.failed)]
+    assert decide(gate("L5", failing, rev=_risky())).decision is Decision.reject
+
+
+def test_a_passed_risk_check_does_not_escalate() -> None:
+    rev = review()
+    rev.checks.append(CriterionResult(id="protected-paths", kind="risk", status=CheckStatus.passed, summary="none"))
+    decision = decide(gate("L5", rev=rev, risk_owners=["sec"]))
+    assert decision.decision is Decision.merge and decision.escalate_to == []

@@ -13,9 +13,9 @@ from doubles.github_server import FakeGitHub
 from github_world import APP_ID, BOT, FILES, INSTALLATION, REPO
 from pydantic import SecretStr
 
-from activities.forge.base import ForgeKind, RepoRef
 from activities.forge.github import GitHubForge
 from activities.forge.github_auth import GitHubAuth
+from contracts.forge import ForgeKind, RepoRef
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from doubles.github_server import FakeGitHub
 from github_world import APP_ID, INSTALLATION, REPO, SPEC_BODY
 from pydantic import SecretStr
 
-from activities.forge.base import ForgeError, ForgeKind, RepoRef, SpecSource
+from activities.forge.base import ForgeError
 from activities.forge.github import EVIDENCE_MARKER, GitHubForge
 from activities.forge.github_auth import (
     DEFAULT_API_URL,
@@ -23,6 +23,7 @@ from activities.forge.github_auth import (
     GitHubAuthError,
     webhook_secret,
 )
+from contracts.forge import ForgeKind, RepoRef, SpecSource
 
 
 class Clock:

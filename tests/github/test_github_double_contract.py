@@ -24,18 +24,10 @@ from doubles.github_state import Label
 from github_world import REPO, SPEC_BODY
 from pydantic import SecretStr
 
-from activities.forge.base import (
-    STATUS_LABELS,
-    CommitStatus,
-    ForgeError,
-    ForgeKind,
-    MergeOutcome,
-    PullRequest,
-    RepoRef,
-    SpecSource,
-)
+from activities.forge.base import ForgeError
 from activities.forge.github import GitHubForge
 from activities.forge.github_auth import GitHubAuth
+from contracts.forge import STATUS_LABELS, CommitStatus, ForgeKind, MergeOutcome, PullRequest, RepoRef, SpecSource
 
 FIXTURE_SHA = "0000000000000000000000000000000000000001"
 

@@ -15,16 +15,9 @@ import pytest
 from doubles.github_server import FakeGitHub
 from github_world import BOT, REPO, SPEC_BODY
 
-from activities.forge.base import (
-    STATUS_LABELS,
-    CommitStatus,
-    ForgeError,
-    MergeOutcome,
-    PullRequest,
-    PullRequestState,
-    SpecSource,
-)
+from activities.forge.base import ForgeError
 from activities.forge.github import EVIDENCE_MARKER, STATUS_CONTEXT, GitHubForge
+from contracts.forge import STATUS_LABELS, CommitStatus, MergeOutcome, PullRequest, PullRequestState, SpecSource
 
 BRANCH = "spec2ship/health"
 

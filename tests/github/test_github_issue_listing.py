@@ -11,9 +11,9 @@ from doubles.github_server import FakeGitHub
 from doubles.github_state import now
 from github_world import BOT, REPO
 
-from activities.forge.base import ForgeKind, RepoRef
 from activities.forge.github import GitHubForge
 from activities.forge.github_auth import GitHubAuth
+from contracts.forge import ForgeKind, RepoRef
 
 
 def listing(fake: FakeGitHub, token: str, **params: str) -> requests.Response:

@@ -14,10 +14,10 @@ from github_world import REPO
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.forge.activities import ForgeActivities, LoadedSpec, LoadSpecInput, read_spec_text
-from activities.forge.base import ForgeKind, RepoRef, SpecSource
+from activities.forge.activities import ForgeActivities, read_spec_text
 from activities.forge.local import LocalForge
 from activities.forge.registry import close_forges
+from contracts.forge import ForgeKind, LoadedSpec, LoadSpecInput, RepoRef, SpecSource
 from specs.models import AutonomyLevel
 
 UNTITLED = """---

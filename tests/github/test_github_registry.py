@@ -24,10 +24,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from activities.forge.activities import ForgeActivities, NotifyInput
-from activities.forge.base import ForgeKind, RepoRef
+from activities.forge.activities import ForgeActivities
 from activities.forge.github import GitHubForge
 from activities.forge.registry import GitHubConnections, close_forges, forge_for, github_auth
+from contracts.forge import ForgeKind, NotifyInput, RepoRef
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from activities.agents.base import Role
-from activities.workspace.models import ToolGrant
-from activities.workspace.paths import forbidden, matches
+from contracts.agents import Role
+from contracts.workspace import ToolGrant
+from rules.gateway.paths import forbidden, matches
 from specs.models import Constraints
 
 ALLOWED = Constraints(paths=["src/**", "tests/**"])

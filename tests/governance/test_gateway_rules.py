@@ -14,23 +14,19 @@ from pathlib import Path
 import pytest
 from governance_env import ALLOWED, build_repo, canary_listener, coder_grant, git, new_canary, processes_with
 
-from activities.agents.base import Role, ToolCall
 from activities.workspace import sandbox
-from activities.workspace.governance import (
-    GovernorState,
-    RunLimits,
-    admit,
-    check_call,
-    check_command,
-    default_grant,
-    patch_targets,
-    repeated_call,
-)
-from activities.workspace.models import ToolStatus
-from activities.workspace.paths import PathRefused, normalise, read_refusal, write_refusal
-from activities.workspace.redact import REDACTED, dotenv_values, redact
+from activities.workspace.dispatch import OUTPUT_CAP, execute
 from activities.workspace.sandbox import Confinement, SandboxUnavailable, choose
-from activities.workspace.tools import OUTPUT_CAP, Workspace, execute
+from activities.workspace.tools import Workspace
+from contracts.agent_run import RunLimits
+from contracts.agents import Role, ToolCall
+from contracts.workspace import ToolStatus
+from rules.gateway.commands import check_command
+from rules.gateway.governor import GovernorState, admit, check_call, repeated_call
+from rules.gateway.grants import default_grant
+from rules.gateway.patches import patch_targets
+from rules.gateway.paths import PathRefused, normalise, read_refusal, write_refusal
+from rules.redact import REDACTED, dotenv_values, redact
 from specs.models import Constraints
 
 GRANT = coder_grant()

@@ -38,12 +38,13 @@ from governance_env import (
     processes_with,
 )
 
-from activities.agents.base import ToolCall
 from activities.workspace import tools
+from activities.workspace.dispatch import OUTPUT_CAP, execute
 from activities.workspace.mcp_tools import McpServerConfig, McpSettings
-from activities.workspace.models import ToolGrant, ToolStatus
 from activities.workspace.sandbox import bubblewrap_problem
-from activities.workspace.tools import OUTPUT_CAP, Workspace, execute
+from activities.workspace.tools import Workspace
+from contracts.agents import ToolCall
+from contracts.workspace import ToolGrant, ToolStatus
 
 HAVE_MCP = True
 try:

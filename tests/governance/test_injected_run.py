@@ -23,12 +23,12 @@ from governance_env import canary_listener, leak_forms, new_canary
 from pipeline.pipeline_harness import running_workers, start_run
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
-from activities.ledger.models import RunState
-from activities.workspace.governance import RunLimits
-from activities.workspace.models import ToolCallRecord, ToolStatus
+from contracts.agent_run import RunLimits
+from contracts.agents import AgentChoice
+from contracts.names import TOOL_CALLS
+from contracts.runs import RunState, RunStatus
+from contracts.workspace import ToolCallRecord, ToolStatus
 from workers.sample.repo import build_sample
-from workflows.api import TOOL_CALLS, RunStatus
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from governance_env import build_repo, coder_grant, new_canary, processes_with
 
-from activities.agents.base import ToolCall
-from activities.workspace.governance import GovernorState, admit, check_call
+from activities.workspace.dispatch import OUTPUT_CAP, execute
 from activities.workspace.mcp_tools import (
     McpConfigError,
     McpServerConfig,
@@ -20,8 +19,10 @@ from activities.workspace.mcp_tools import (
     mcp_tool_specs,
     settings_from_env,
 )
-from activities.workspace.models import ToolStatus
-from activities.workspace.tools import OUTPUT_CAP, Workspace, execute
+from activities.workspace.tools import Workspace
+from contracts.agents import ToolCall
+from contracts.workspace import ToolStatus
+from rules.gateway.governor import GovernorState, admit, check_call
 
 mcp = pytest.importorskip("mcp", reason="the mcp extra is not installed (pip install -e '.[mcp]')")
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import pytest
 from doubles.tiny_model import build_tiny_model, skip_without_gpu_extra
 
-from activities.agents.base import Message
 from activities.agents.batching import Batcher, BatcherClosedError, FinishReason, Generation, RowControl
 from activities.agents.hf_local import HFLocalModel
+from contracts.agents import Message
 
 LONG = 4000  # about as long as the tiny model's context allows: seconds of generation, to cancel midway
 

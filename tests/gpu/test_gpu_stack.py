@@ -22,12 +22,12 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.agents.base import AgentChoice
 from activities.agents.registry import parse_registry
-from activities.ledger.models import RunState
+from contracts.agents import AgentChoice
+from contracts.names import ledger_id, model_evidence_id
+from contracts.runs import RunState
 from workers.sample.repo import build_sample
 from workers.worker import build_inference_workers
-from workflows.api import ledger_id, model_evidence_id
 
 
 @pytest.fixture(scope="module")

@@ -23,11 +23,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from typer.testing import CliRunner
 
-from activities.agents.base import Attribution, Message, ModelRequest, Role
 from activities.agents.batching import Batcher
 from activities.agents.hf_local import HFLocalModel, ModelNotFoundError
 from activities.agents.registry import ConfigError
 from activities.telemetry.usage_log import read_usage
+from contracts.agents import Attribution, Message, ModelRequest, Role
 from workers.gpu_worker import (
     GPUModelActivities,
     build_gpu_worker,

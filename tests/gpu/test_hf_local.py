@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from doubles.tiny_model import build_tiny_model, skip_without_gpu_extra
 
-from activities.agents.base import Attribution, Message, ModelRequest, Role, ToolCall, ToolSpec
 from activities.agents.hf_local import ContextTooLongError, HFLocalModel, ModelNotFoundError, parse_reply
+from contracts.agents import Attribution, Message, ModelRequest, Role, ToolCall, ToolSpec
 
 READ_FILE = ToolSpec(
     name="read_file",

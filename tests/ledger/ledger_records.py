@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from activities.ledger.models import OutcomeRecord, RunState
+from contracts.ledger import OutcomeRecord
+from contracts.runs import RunState
 
 
 def outcome_record(

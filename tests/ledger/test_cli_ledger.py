@@ -18,9 +18,10 @@ from typer.testing import CliRunner, Result
 
 from activities import config
 from activities.ledger.activities import LedgerActivities
-from activities.ledger.models import LaterSignal, LedgerState, OutcomeRecord, RunState
+from contracts.ledger import LaterSignal, LedgerState, OutcomeRecord
+from contracts.names import LEDGER_STATE, ledger_id
+from contracts.runs import RunState
 from workers import cli_ledger
-from workflows.api import LEDGER_STATE, ledger_id
 from workflows.service_ledger import ServiceLedger
 
 app = typer.Typer()

@@ -6,8 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from activities.ledger.dora import bin_value, dora_report, frequency_bucket, time_bin, weighted_median
-from activities.ledger.models import (
+from contracts.ledger import (
     DayAggregate,
     DeployFrequency,
     DoraQuery,
@@ -15,8 +14,9 @@ from activities.ledger.models import (
     LaterSignal,
     LedgerHistory,
     OutcomeRecord,
-    RunState,
 )
+from contracts.runs import RunState
+from rules.dora import bin_value, dora_report, frequency_bucket, time_bin, weighted_median
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 HOUR = 3600.0

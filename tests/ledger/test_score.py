@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from activities.evidence.models import CheckStatus, CriterionResult, ReviewVerdict
-from activities.ledger.score import (
+from contracts.evidence import CheckStatus, CriterionResult, ReviewVerdict
+from rules.score import (
     REVIEW_OBJECTIVE,
     Objective,
     ObjectiveStatus,

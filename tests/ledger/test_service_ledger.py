@@ -21,8 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.ledger.activities import LedgerActivities
-from activities.ledger.dora import dora_report
-from activities.ledger.models import (
+from contracts.ledger import (
     DoraQuery,
     DoraReport,
     LaterOutcome,
@@ -31,10 +30,11 @@ from activities.ledger.models import (
     LedgerState,
     OutcomeRecord,
     ReadTrustInput,
-    RunState,
 )
-from activities.ledger.trust import trust, trust_report
-from workflows.api import DORA, LEDGER_STATE, OUTCOMES, RECORD_OUTCOME, ledger_id
+from contracts.names import DORA, LEDGER_STATE, OUTCOMES, RECORD_OUTCOME, ledger_id
+from contracts.runs import RunState
+from rules.dora import dora_report
+from rules.trust import trust, trust_report
 from workflows.service_ledger import ServiceLedger, add_later, add_outcome
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)

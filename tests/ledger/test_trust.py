@@ -8,16 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.ledger.models import LaterOutcome, LaterSignal, OutcomeRecord, RunState
-from activities.ledger.trust import (
-    TrustParams,
-    explain,
-    merges_to_clear,
-    tally,
-    trust,
-    trust_report,
-    wilson_lower_bound,
-)
+from contracts.ledger import LaterOutcome, LaterSignal, OutcomeRecord
+from contracts.runs import RunState
+from rules.trust import TrustParams, explain, merges_to_clear, tally, trust, trust_report, wilson_lower_bound
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 PARAMS = TrustParams()

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 import pytest
 from doubles.openai_server import ScriptedDouble
 
-from activities.agents.base import ModelTurn
 from activities.agents.registry import ModelEntry, Price, ProviderKind
+from contracts.agents import ModelTurn
 
 DoubleT = TypeVar("DoubleT", bound=ScriptedDouble)
 

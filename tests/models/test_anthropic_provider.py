@@ -10,8 +10,9 @@ from doubles.openai_server import Fail, Reply, ScriptedToolCall, Stall
 from provider_fixtures import RecordingSleep, model_entry, module_double, turn_facts
 
 from activities.agents.anthropic import ANTHROPIC_VERSION, AnthropicProvider
-from activities.agents.base import Attribution, Message, ModelRequest, ProviderError, Role, ToolCall, ToolSpec
+from activities.agents.base import ProviderError
 from activities.agents.registry import ModelEntry, Price, ProviderKind
+from contracts.agents import Attribution, Message, ModelRequest, Role, ToolCall, ToolSpec
 
 KEY_ENV = "TEST_ANTHROPIC_KEY"
 KEY = "sk-ant-test-0123456789abcdef"

@@ -12,7 +12,7 @@ import pytest
 from doubles.openai_server import Fail, Garbage, OpenAIDouble, Reply, ScriptedToolCall, Stall
 from provider_fixtures import RecordingSleep, model_entry, module_double, turn_facts
 
-from activities.agents.base import Attribution, Message, ModelRequest, ProviderError, Role, ToolCall, ToolSpec
+from activities.agents.base import ProviderError
 from activities.agents.http_retry import (
     CallContext,
     RetryPolicy,
@@ -23,6 +23,7 @@ from activities.agents.http_retry import (
 )
 from activities.agents.openai_compat import ERROR_FINISH_REASON, OpenAICompatProvider
 from activities.agents.registry import ModelEntry, Price, ProviderKind
+from contracts.agents import Attribution, Message, ModelRequest, Role, ToolCall, ToolSpec
 
 KEY_ENV = "TEST_OPENAI_KEY"
 KEY = "sk-test-0123456789abcdef0123"

@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 
 from activities.agents.anthropic import AnthropicProvider
-from activities.agents.base import Role
 from activities.agents.openai_compat import OpenAICompatProvider
+from activities.agents.providers import provider_for
 from activities.agents.registry import (
     ConfigError,
     ProviderKind,
     UnknownModelError,
     load_registry,
     parse_registry,
-    provider_for,
 )
+from contracts.agents import Role
 
 GOOD = """\
 telemetry:

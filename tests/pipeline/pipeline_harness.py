@@ -11,12 +11,13 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 
-from activities.agents.base import AgentChoice
-from activities.forge.base import ForgeKind, RepoRef, SpecSource
+from contracts.agents import AgentChoice
+from contracts.forge import ForgeKind, RepoRef, SpecSource
+from contracts.names import SPEC_TO_SHIP, spec_to_ship_id
+from contracts.runs import RunStatus, SpecToShipInput
 from workers import runs
 from workers.sample.repo import build_sample
 from workers.worker import build_workers
-from workflows.api import SPEC_TO_SHIP, RunStatus, SpecToShipInput, spec_to_ship_id
 
 
 @contextlib.asynccontextmanager

@@ -22,10 +22,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.agents.base import AgentChoice
+from contracts.agents import AgentChoice
+from contracts.names import APPROVE, SEARCH_ATTRIBUTE_KEYS
+from contracts.runs import HumanAction
 from workers.sample.repo import APP_V1, build_sample
 from workers.temporal_client import find_binary
-from workflows.api import APPROVE, SEARCH_ATTRIBUTE_KEYS, HumanAction
 
 OUT = Path(__file__).parent / "histories"
 

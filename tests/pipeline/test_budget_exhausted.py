@@ -11,12 +11,12 @@ import yaml
 from pipeline_harness import running_workers, start_run, wait_for_decision
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
-from activities.budget.models import SHOW, BudgetConfig, BudgetView
-from activities.ledger.models import RunState
+from contracts.agents import AgentChoice
+from contracts.budget import BudgetConfig, BudgetView
+from contracts.names import CANCEL, SHOW, budget_id
+from contracts.runs import HumanAction, RunState
 from workers.cli_budget import configure_budget
 from workers.sample.repo import README, build_sample
-from workflows.api import CANCEL, HumanAction, budget_id
 
 pytestmark = pytest.mark.slow
 

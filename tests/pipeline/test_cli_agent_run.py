@@ -16,9 +16,9 @@ import yaml
 from pipeline_harness import running_workers, start_run, wait_for_decision
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
-from activities.ledger.models import RunState
-from workflows.api import APPROVE, HumanAction
+from contracts.agents import AgentChoice
+from contracts.names import APPROVE
+from contracts.runs import HumanAction, RunState
 
 pytestmark = pytest.mark.slow
 

@@ -18,11 +18,11 @@ from pipeline_harness import running_workers, start_run
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.agents.base import AgentChoice
 from activities.forge.local import list_pull_requests
-from activities.ledger.models import RunState
+from contracts.agents import AgentChoice
+from contracts.names import APPROVE, budget_id, ledger_id
+from contracts.runs import HumanAction, RunState, RunStatus
 from workers.sample.repo import build_sample
-from workflows.api import APPROVE, HumanAction, RunStatus, budget_id, ledger_id
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,13 @@ import pytest
 from pipeline_harness import running_workers, start_run, wait_for_decision
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
 from activities.forge.local import list_notes, list_pull_requests
 from activities.ledger.activities import LedgerActivities, query_trust
-from activities.ledger.models import OutcomeRecord, RunState
+from contracts.agents import AgentChoice
+from contracts.ledger import OutcomeRecord
+from contracts.names import OVERRIDE
+from contracts.runs import HumanAction, RunState
 from workers.sample.repo import build_sample
-from workflows.api import OVERRIDE, HumanAction
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import yaml
 from pipeline_harness import running_workers, start_run, wait_for_decision
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
-from activities.workspace.models import ToolCallRecord
+from contracts.agents import AgentChoice
+from contracts.workspace import ToolCallRecord
 from workers.sample.repo import build_sample
 
 pytest.importorskip("mcp", reason="the mcp extra is not installed (pip install -e '.[mcp]')")

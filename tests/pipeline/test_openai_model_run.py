@@ -15,8 +15,8 @@ from doubles.openai_server import OpenAIDouble, Reply, ScriptedToolCall
 from pipeline_harness import running_workers, start_run, wait_for_decision
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
-from activities.ledger.models import RunState
+from contracts.agents import AgentChoice
+from contracts.runs import RunState
 from workers.sample.repo import README, build_sample
 
 pytestmark = pytest.mark.slow

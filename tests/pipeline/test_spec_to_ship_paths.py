@@ -13,14 +13,14 @@ import pytest
 from pipeline_harness import running_workers, start_run, wait_for_decision
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from activities.agents.base import AgentChoice
-from activities.budget.models import BudgetConfig
 from activities.forge.local import list_pull_requests
-from activities.ledger.models import RunState
-from activities.workspace.models import ToolCallRecord
+from contracts.agents import AgentChoice
+from contracts.budget import BudgetConfig
+from contracts.names import APPROVE, REJECT, REQUEST_CHANGES
+from contracts.runs import HumanAction, RunState, RunStatus, StageRecord
+from contracts.workspace import ToolCallRecord
 from workers.cli_budget import configure_budget
 from workers.sample.repo import APP_V1, build_sample
-from workflows.api import APPROVE, REJECT, REQUEST_CHANGES, HumanAction, RunStatus, StageRecord
 
 pytestmark = pytest.mark.slow
 

@@ -16,9 +16,9 @@ import yaml
 from pipeline_harness import running_workers, start_run
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
-from activities.ledger.models import RunState
-from activities.workspace.models import ToolCallRecord
+from contracts.agents import AgentChoice
+from contracts.runs import RunState
+from contracts.workspace import ToolCallRecord
 from workers.sample.repo import build_sample, git
 
 pytestmark = pytest.mark.slow

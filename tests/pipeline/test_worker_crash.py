@@ -20,12 +20,11 @@ import psutil
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.agents.base import AgentChoice
 from activities.forge.local import list_pull_requests
-from activities.ledger.models import RunState
+from contracts.agents import AgentChoice
+from contracts.runs import RunState, RunStatus
 from workers.runs import start_run
 from workers.sample.repo import build_sample
-from workflows.api import RunStatus
 
 pytestmark = pytest.mark.slow
 MARKER = "SPEC2SHIP_PREVIEW_ID"

@@ -11,10 +11,10 @@ import psutil
 import pytest
 from preview_fixtures import AppRepo, Processes
 
-from activities.evidence.models import CheckStatus
-from activities.preview.base import PreviewRequest
 from activities.preview.janitor import MARKER, PreviewRecord, dir_name, new_record, reap_previews, write_record
 from activities.preview.local import LocalPreviewBackend
+from contracts.evidence import CheckStatus
+from contracts.preview import PreviewRequest
 from specs.models import AcceptanceCriterion
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from preview_fixtures import PY, AppRepo, Processes
 
-from activities.evidence.models import CheckStatus, PreviewEvidence
-from activities.preview.base import PreviewBackend, PreviewRequest
+from activities.preview.base import PreviewBackend
 from activities.preview.local import LocalPreviewBackend, PreviewCheckoutError
+from contracts.evidence import CheckStatus, PreviewEvidence
+from contracts.preview import PreviewRequest
 from specs.models import AcceptanceCriterion, HttpCheck, PreviewConfig
 
 START_APP = f"exec {PY} app.py {{port}}"  # exec: the app is our direct child, so its group empties completely

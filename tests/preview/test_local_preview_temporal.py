@@ -15,9 +15,9 @@ from temporalio.exceptions import ActivityError
 from temporalio.worker import Worker
 from temporalio.workflow import ActivityCancellationType
 
-from activities.evidence.models import PreviewEvidence
-from activities.preview.base import PreviewRequest
 from activities.preview.local import LocalPreviewBackend
+from contracts.evidence import PreviewEvidence
+from contracts.preview import PreviewRequest
 from specs.models import AcceptanceCriterion, PreviewConfig
 
 

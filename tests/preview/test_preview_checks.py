@@ -14,9 +14,9 @@ import psutil
 import pytest
 from preview_fixtures import PY, Processes
 
-from activities.evidence.models import CheckStatus, CriterionResult
 from activities.preview.checks import check_command, check_http, finish_despite_cancel
 from activities.preview.janitor import MARKER
+from contracts.evidence import CheckStatus, CriterionResult
 from specs.models import AcceptanceCriterion, HttpCheck
 
 

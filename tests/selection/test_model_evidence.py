@@ -15,12 +15,13 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from activities.agents.base import Role
 from activities.agents.model_activities import read_model_stats
-from activities.agents.selection import EvidenceStats, ModelOutcome
 from activities.ledger.activities import LedgerActivities
-from activities.ledger.models import OutcomeRecord, RunState
-from workflows.api import MODEL_STATS, RECORD_MODEL_OUTCOME, ledger_id, model_evidence_id
+from contracts.agents import Role
+from contracts.ledger import OutcomeRecord
+from contracts.names import MODEL_STATS, RECORD_MODEL_OUTCOME, ledger_id, model_evidence_id
+from contracts.runs import RunState
+from contracts.selection import EvidenceStats, ModelOutcome
 from workflows.model_evidence import ModelEvidence
 from workflows.service_ledger import ServiceLedger
 

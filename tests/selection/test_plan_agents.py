@@ -17,16 +17,17 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from activities.agents.base import AgentChoice, Attribution, Message, ModelRequest, Role
-from activities.agents.model_activities import ModelActivities, PlanAgentsInput, read_model_stats
+from activities.agents.model_activities import ModelActivities, read_model_stats
+from activities.agents.providers import resolve_provider
 from activities.agents.registry import ConfigError, load_registry, parse_registry
-from activities.agents.resolve import resolve_provider
 from activities.agents.scripted import ScriptedProvider
 from activities.ledger.activities import LedgerActivities
-from activities.ledger.models import OutcomeRecord, RunState
 from activities.telemetry.usage_log import read_usage
+from contracts.agents import AgentChoice, Attribution, Message, ModelRequest, PlanAgentsInput, Role
+from contracts.ledger import OutcomeRecord
+from contracts.names import ledger_id, model_evidence_id
+from contracts.runs import RunState
 from workers.sample.repo import build_sample
-from workflows.api import ledger_id, model_evidence_id
 
 KIND = "bugfix"  # this module's evidence; no other test module records bugfix runs of registry models
 

@@ -7,18 +7,11 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from activities.agents.base import Role
-from activities.agents.selection import (
-    EvidenceState,
-    ModelOutcome,
-    ModelStat,
-    model_outcomes,
-    record_outcome,
-    select_model,
-    stage_success,
-    stats_of,
-)
-from activities.ledger.models import OutcomeRecord, RunState
+from contracts.agents import Role
+from contracts.ledger import OutcomeRecord
+from contracts.runs import RunState
+from contracts.selection import EvidenceState, ModelOutcome, ModelStat
+from rules.selection import model_outcomes, record_outcome, select_model, stage_success, stats_of
 
 NOW = datetime(2025, 5, 1, 12, tzinfo=UTC)
 names = st.lists(st.from_regex(r"[a-z][a-z0-9-]{0,11}", fullmatch=True), min_size=1, max_size=5, unique=True)

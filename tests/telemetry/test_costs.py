@@ -12,10 +12,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from activities.agents.base import Role, Usage
 from activities.agents.pricing import cost_usd
 from activities.agents.registry import Price
 from activities.telemetry.usage_log import GroupBy, UsageRecord, aggregate, append_usage, read_usage, usage_path
+from contracts.agents import Role, Usage
 from workers.cli_costs import costs, parse_since
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.agents.base import Attribution, Message, ModelRequest, ModelTurn, ProviderError, Role, Usage
+from activities.agents.base import ProviderError
 from activities.agents.openai_compat import OpenAICompatProvider
 from activities.agents.registry import ModelEntry, Price, ProviderKind
 from activities.telemetry.genai import (
@@ -37,6 +37,7 @@ from activities.telemetry.genai import (
 )
 from activities.telemetry.setup import Telemetry, setup_telemetry, temporal_tracing_interceptor
 from activities.telemetry.usage_log import read_usage
+from contracts.agents import Attribution, Message, ModelRequest, ModelTurn, Role, Usage
 
 # The boundaries the GenAI semantic conventions recommend for these two histograms.
 SEMCONV_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]

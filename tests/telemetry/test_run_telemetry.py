@@ -18,10 +18,10 @@ from pipeline.pipeline_harness import running_workers, start_run
 from selection.own_service import own_service
 from temporalio.client import Client
 
-from activities.agents.base import AgentChoice
 from activities.config import TemporalSettings
 from activities.telemetry.genai import ATTR_ROLE, ATTR_SERVICE, ATTR_TEAM, ATTR_WORKFLOW_ID
 from activities.telemetry.setup import Telemetry, setup_telemetry, use_telemetry
+from contracts.agents import AgentChoice
 from workers.sample.repo import build_sample
 from workers.temporal_client import connect
 

@@ -35,23 +35,14 @@ from webhook_doubles import (
     issue_payload,
 )
 
-from activities.forge.base import ForgeKind, RepoRef, SpecSource
+from contracts.forge import ForgeKind, RepoRef, SpecSource
+from contracts.names import APPROVE, CANCEL, CI_COMPLETED, PR_CLOSED, SPEC_CHANGED, SPEC_TO_SHIP
+from contracts.runs import ForgeEvent, HumanAction, SpecToShipInput
 from workers.webhook.app import create_app
 from workers.webhook.dedup import DeliveryLog
 from workers.webhook.jsonlog import json_formatter
 from workers.webhook.settings import WebhookSettings
 from workers.webhook.signature import sign
-from workflows.api import (
-    APPROVE,
-    CANCEL,
-    CI_COMPLETED,
-    PR_CLOSED,
-    SPEC_CHANGED,
-    SPEC_TO_SHIP,
-    ForgeEvent,
-    HumanAction,
-    SpecToShipInput,
-)
 
 RUN_7 = "spec2ship/octo/shop/issues/7"
 MIB = 1024 * 1024

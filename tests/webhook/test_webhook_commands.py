@@ -19,14 +19,15 @@ from webhook_doubles import (
     issue_payload,
 )
 
-from activities.forge.base import RepoRef
 from activities.forge.github import GitHubForge
 from activities.forge.github_auth import GitHubAuth
+from contracts.forge import RepoRef
+from contracts.names import APPROVE, CANCEL, OVERRIDE, REJECT, REQUEST_CHANGES, RETRY
+from contracts.runs import HumanAction
 from workers.webhook.app import create_app
 from workers.webhook.commands import USAGE, CommandError, Verb, is_command, parse_command
 from workers.webhook.forge import IssueForge
 from workers.webhook.settings import WebhookSettings
-from workflows.api import APPROVE, CANCEL, OVERRIDE, REJECT, REQUEST_CHANGES, RETRY, HumanAction
 
 RUN_7 = "spec2ship/octo/shop/issues/7"
 

@@ -21,8 +21,9 @@ import pytest
 from doubles.npm_data import NpmDataUnavailable, npm_package_dir
 from webhook_doubles import VALID_SPEC_BODY, Webhook, build_webhook
 
-from activities.forge.base import ForgeKind, RepoRef, SpecSource
-from workflows.api import APPROVE, CI_COMPLETED, PR_CLOSED, SPEC_CHANGED, ForgeEvent, HumanAction, SpecToShipInput
+from contracts.forge import ForgeKind, RepoRef, SpecSource
+from contracts.names import APPROVE, CI_COMPLETED, PR_CLOSED, SPEC_CHANGED
+from contracts.runs import ForgeEvent, HumanAction, SpecToShipInput
 
 PACKAGE = "@octokit/webhooks-examples"
 VERSION = "7.6.1"

@@ -16,12 +16,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from activities.forge.base import ForgeError, PullRequest, RepoRef
+from activities.forge.base import ForgeError
+from contracts.forge import PullRequest, RepoRef
+from contracts.runs import ForgeEvent, HumanAction, SpecToShipInput
 from workers.webhook.app import create_app
 from workers.webhook.runs import RunClosed, RunNotFound, UpdateRejected
 from workers.webhook.settings import WebhookSettings
 from workers.webhook.signature import sign
-from workflows.api import ForgeEvent, HumanAction, SpecToShipInput
 
 SECRET = "test-webhook-secret"
 

@@ -22,7 +22,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from workflows.api import APPROVE, CANCEL, OVERRIDE, REJECT, REQUEST_CHANGES, RETRY, HumanAction
+from contracts.names import APPROVE, CANCEL, OVERRIDE, REJECT, REQUEST_CHANGES, RETRY
+from contracts.runs import HumanAction
 
 PREFIX = "/spec2ship"
 
@@ -61,7 +62,7 @@ UPDATE_FOR: dict[Verb, str] = {
     Verb.retry: RETRY,
     Verb.cancel: CANCEL,
 }
-"""Verb -> the SpecToShip update it sends (names from workflows/api.py)."""
+"""Verb -> the SpecToShip update it sends (names from contracts/names.py)."""
 
 _NEEDS_REASON = {
     Verb.reject: "a reason: `/spec2ship reject <reason>`",

@@ -18,8 +18,8 @@ from collections import OrderedDict
 
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from activities.forge.base import ForgeKind, RepoRef
-from workflows.api import spec_to_ship_id
+from contracts.forge import ForgeKind, RepoRef
+from contracts.names import spec_to_ship_id
 
 START_CONFLICT_POLICY = WorkflowIDConflictPolicy.USE_EXISTING
 START_REUSE_POLICY = WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY

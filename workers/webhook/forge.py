@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from activities.forge.base import PullRequest, RepoRef
+from contracts.forge import PullRequest, RepoRef
 
 STEERING_PERMISSIONS = frozenset({"admin", "write"})
 

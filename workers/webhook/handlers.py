@@ -22,7 +22,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from activities.forge.base import ForgeError, ForgeKind, RepoRef, SpecSource
+from activities.forge.base import ForgeError
+from contracts.forge import ForgeKind, RepoRef, SpecSource
+from contracts.names import CI_COMPLETED, PR_CLOSED, SPEC_CHANGED
+from contracts.runs import ForgeEvent, SpecToShipInput
 from specs.parser import SpecError, parse_issue_body
 from workers.webhook.commands import USAGE, CommandError, is_command, parse_command
 from workers.webhook.dedup import issue_run_id
@@ -39,7 +42,6 @@ from workers.webhook.payloads import (
 )
 from workers.webhook.runs import RunClosed, RunNotFound, Runs, UpdatePending, UpdateRejected
 from workers.webhook.settings import WebhookSettings
-from workflows.api import CI_COMPLETED, PR_CLOSED, SPEC_CHANGED, ForgeEvent, SpecToShipInput
 
 log = logging.getLogger("spec2ship.webhook")
 

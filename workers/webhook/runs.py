@@ -15,8 +15,9 @@ from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateR
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from contracts.names import SPEC_TO_SHIP
+from contracts.runs import ForgeEvent, HumanAction, SpecToShipInput
 from workers.webhook.dedup import START_CONFLICT_POLICY, START_REUSE_POLICY
-from workflows.api import SPEC_TO_SHIP, ForgeEvent, HumanAction, SpecToShipInput
 
 RPC_TIMEOUT = timedelta(seconds=6)
 

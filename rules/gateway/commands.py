@@ -1,112 +1,15 @@
-"""The tool gateway's decisions: which tool call an agent may make, and when a run must stop.
-
-Everything here is pure and deterministic, so the AgentRun workflow can call it directly (no I/O, time
-comes in as an argument) and the tool activity (tools.execute) calls the same rules again before it acts.
-
-The security model, layer by layer: what each layer stops, and what it does not.
-
-1. **Grants** (here): a role gets a fixed tool list (`ROLE_TOOLS`) and, by name, the MCP tools
-   (`mcp__<server>__<tool>`) its grant lists; everything else is refused. Calls are rate limited per
-   minute, the same call repeated `loop_threshold` times stops the run, and `max_denials` refused calls
-   stop it too (an injected agent that keeps probing is cut off).
-2. **Path rules** (paths.py, here, tools.py): every path argument of every tool, every path-shaped word
-   of a command and every path-shaped MCP argument must be relative, stay inside the repository, avoid
-   the always-forbidden secret and git paths (matched case-insensitively) and, for writes, fall inside
-   `constraints.paths` minus `constraints.forbid`. The activity checks the *real* path too: a symbolic
-   link onto a secret or out of the repository is refused by read_file, search, list_files, write_file,
-   apply_patch and run_command alike. Patches are checked on every name git would use (`diff --git`,
-   `---`/`+++` with git's one-component strip, rename/copy lines, C-quoted names, and `git apply
-   --numstat` in the activity); symbolic links and submodules in patches are refused.
-3. **Command parsing** (shell.py, here): deny by default what cannot be seen through. Refused: `$`
-   expansion and command substitution (`$x`, `$(..)`, backticks, also in double quotes), here-docs,
-   process substitution, functions, `for`/`case`, `eval`-style builtins, interpreters given inline code
-   or a program on a pipe (`sh -c`, `python -c`, `node -e`, `perl -e`, `echo .. | python`), programs that
-   run other programs out of sight (`xargs`, `find -exec`, `env`, `nohup`, `setsid`, `strace`, ...),
-   network clients, package installers, git outside a read-only subcommand list (and `git -c`, `-a`,
-   `--text`, `--binary`), `GIT_*`/`LD_*`/`PATH`/`HOME` assignments, absolute paths other than `/dev/null`
-   and its kind, `~`, redirections and write-type programs (`tee`, `cp`, `mv`, `rm`, `sed -i`, ...) aimed
-   outside the writable paths, awk/sed programs that run commands or touch other files. Globs that could
-   match a hidden secret (`.en?`, `.*`) are refused here; other globs are expanded by the activity
-   against the real files before the command runs.
-4. **Confinement** (sandbox.py, activity side): where bubblewrap works, commands and MCP servers run
-   with no network (a private loopback only), no capabilities, their own PID namespace (every process
-   dies with the command), a read-only system, only the workspace and a private /tmp writable, the
-   workspace's secret files replaced by an unreadable device, git internals read-only, and the home
-   folders, other workspaces, /run sockets and the worker's other files absent. This is what holds
-   against code the agent writes and then runs (`python tests/leak.py`), which parsing cannot judge.
-5. **Scrubbed environment and limits** (tools.py): commands get PATH, LANG and a few harmless
-   variables, a private HOME and TMPDIR, nothing else: `os.environ`, `/proc/self/environ`, `printenv`
-   show no worker credentials. Every git they run treats secret paths as binary (`git log -p`, `show`,
-   `diff`, `grep` print "Binary files differ"). Resource limits cap file size and process count;
-   timeouts and an output limit kill the whole process group, and any process still carrying the run's
-   marker is killed afterwards (setsid and double forks included).
-6. **Post-hoc revert** (tools.py): after every command, MCP call and patch, files changed outside the
-   writable paths are restored or removed (also when a changed .gitignore tried to hide them), secret
-   files are restored byte for byte and new ones removed, git configuration, hooks and info are
-   restored, new symbolic links onto secrets or out of the repository are removed (in ignored folders
-   too), and files the command wrote that contain a known secret value are removed. The agent sees
-   `refused: ... reverted: ...`; ToolResult.reverted lists the paths.
-7. **Redaction and caps** (redact.py, tools.py): every tool's output (commands, file reads, search
-   hits, MCP results, error messages) has known secret values (the workspace's secret files, the
-   worker's own credentials) and credential shapes replaced, in linear time, and is capped; a
-   command's output is read into a bounded buffer and the command is killed past a hard limit.
-
-What is NOT prevented (said plainly):
-- Without bubblewrap (no user namespaces, e.g. a default container seccomp profile) layer 4 is absent:
-  a script the agent writes inside the allowed paths and runs can read any file the worker's user can
-  read (outside the repository, other processes' environments), connect to the network, and print a
-  secret transformed (reversed, encoded) so that redaction does not recognise it. Its out-of-scope
-  writes inside the workspace are still reverted; its writes elsewhere (the worker's home) are not.
-  The hostile corpus test runs these attacks unconfined and checks that they do get through.
-- Secrets committed to the repository's history live in the object database, which commands can read:
-  git's own commands will not print them (layer 3 and 5), but a script the agent writes can, in a
-  transformed form, also inside the sandbox. Values no longer in a secret file are redacted only by
-  shape. `git show <blob id>` is not refused.
-- Inside the sandbox, agent code can still read every non-secret file of the workspace, burn CPU and
-  memory until the timeout, fill the disk under the workspace and /tmp (only single files are capped),
-  and write misleading content into the files it may write. Git-ignored files outside the writable
-  paths (build output, caches) are left alone unless they are links onto secrets or hold a secret
-  value: they never reach the change, so they are not treated as scope violations.
-- Secrets that live neither in a recognised secret file nor in a recognised shape (a password
-  hard-coded in `src/settings.py`) are readable and not redacted.
-- An MCP server is trusted code configured by the operator: the gateway governs which tools are called
-  and with which paths, confines the server where bubblewrap works, and reverts its out-of-scope writes,
-  but what the server does with its own credentials (`network: true`) is its business, and its whole
-  answer is read into memory before it is capped. Tool descriptions and results, issue bodies and
-  repository files can carry prompt injections; the gateway limits what an injected agent can DO, it
-  cannot stop the agent from reading such text.
-- awk and sed program checks are pattern-based; subtler programs rely on confinement.
-"""
+"""The command checker: deny by default what a shell command does out of the gateway's sight."""
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any
 
-from pydantic import BaseModel, Field
-
-from activities.agents.base import Role, ToolCall
-from activities.workspace.models import ToolGrant
-from activities.workspace.paths import PathRefused, normalise, read_refusal, write_refusal
-from activities.workspace.redact import contains_secret
-from activities.workspace.shell import Redirect, ShellRefused, SimpleCommand, Word, simple_commands
-
-READ_TOOLS = {"list_files", "read_file", "search"}
-WRITE_TOOLS = {"write_file", "apply_patch"}
-EXEC_TOOLS = {"run_command"}
-FINAL_TOOLS = {"submit_review", "submit_judgement"}
-MCP_PREFIX = "mcp__"
-
-ROLE_TOOLS: dict[Role, list[str]] = {
-    Role.coder: ["list_files", "read_file", "search", "write_file", "apply_patch", "run_command"],
-    Role.reviewer: ["list_files", "read_file", "search", "submit_review"],
-    Role.validator: ["list_files", "read_file", "search", "submit_judgement"],
-}
+from contracts.workspace import ToolGrant
+from rules.gateway.paths import PathRefused, normalise, read_refusal, write_refusal
+from rules.gateway.shell import Redirect, ShellRefused, SimpleCommand, Word, simple_commands
 
 # Programs (or program + first arguments) refused for every role: they move data off the machine,
 # change who we are, install code from the internet, persist beyond the command, or run other
@@ -138,6 +41,7 @@ _INLINE_OPTIONS: dict[str, set[str]] = {
     "julia": {"-e", "-E", "--eval", "--print"}, "groovy": {"-e"}, "scala": {"-e"}, "tclsh": set(),
     "jshell": set(), "irb": set(), "ghci": {"-e"}, "guile": {"-c"}, "racket": {"-e"}, "sbcl": {"--eval"},
 }
+
 # Short options whose value follows (so `python -W ignore x.py` runs x.py, not `ignore`).
 _VALUE_OPTIONS: dict[str, set[str]] = {"python": {"-W", "-X", "-Q"}, "node": {"-r", "--require", "--import"}}
 _PYTHON = re.compile(r"^(?:python|pypy)(?:\d+(?:\.\d+)?)?[a-z]?$")
@@ -153,7 +57,6 @@ _WRAPPERS: dict[str, tuple[set[str], int]] = {  # name: (options taking a value,
     "stdbuf": ({"-i", "-o", "-e", "--input", "--output", "--error"}, 0),
     "ionice": ({"-c", "-n", "-p", "--class", "--classdata"}, 0),
 }
-
 _GIT_READ_ONLY = {
     "status", "diff", "log", "show", "ls-files", "ls-tree", "grep", "blame", "annotate", "rev-parse", "describe",
     "shortlog", "rev-list", "merge-base", "diff-tree", "diff-files", "diff-index", "whatchanged", "check-ignore",
@@ -179,161 +82,11 @@ _SAFE_PROGRAM_DIRS = ("/bin/", "/usr/bin/", "/usr/local/bin/", "/sbin/", "/usr/s
 # Names that must never be produced by a glob: a pattern that matches one of these is refused.
 _HIDDEN_SAMPLES = [".env", ".env.local", ".envrc", ".git", ".git-credentials", ".netrc", ".npmrc", ".pypirc",
                    ".ssh", ".aws", ".gnupg", ".docker", ".dockercfg", ".kube"]
-
 _AWK = {"awk", "gawk", "mawk", "nawk", "busybox-awk"}
+
 # awk: running commands (system, pipes), reading other files (getline) or writing them (print > file).
 _AWK_DANGER = re.compile(r"\bsystem\s*\(|\bgetline\b|(?<!\|)\|(?!\|)|\|&|\bprintf?\b[^;{}]{0,500}>")
-
 MAX_COMMAND_CHARS = 16_000
-MAX_CONTENT_CHARS = 1_000_000
-MAX_MCP_ARGUMENT_CHARS = 64_000
-_MCP_NAME = re.compile(r"^mcp__(?P<server>[A-Za-z0-9][A-Za-z0-9-]*(?:_[A-Za-z0-9-]+)*)__(?P<tool>[A-Za-z0-9][\w.-]*)$")
-_MCP_PATH_KEYS = {"path", "paths", "file", "files", "filename", "file_name", "filepath", "file_path", "dir", "dirs",
-                  "directory", "folder", "cwd", "root", "source", "src", "input", "uri", "location", "include"}
-_MCP_WRITE_KEYS = {"dest", "destination", "output", "out", "target", "new_path", "to", "write_path", "save_as"}
-
-
-class GateVerdict(BaseModel):
-    allowed: bool
-    reason: str = ""
-    path: str | None = None
-
-
-class RunLimits(BaseModel):
-    max_steps: int = Field(default=40, gt=0)
-    max_tokens: int = Field(default=400_000, gt=0)
-    max_tokens_per_call: int = Field(default=4096, gt=0)
-    loop_threshold: int = Field(default=3, ge=2, description="The same call this many times stops the run.")
-    max_denials: int = Field(default=8, gt=0, description="A run that keeps hitting denials is stopped.")
-
-
-class GovernorState(BaseModel):
-    """What the gateway remembers about one run: it travels inside the AgentRun workflow."""
-
-    digests: dict[str, int] = Field(default_factory=dict)
-    denials: int = 0
-    recent_calls: list[datetime] = Field(default_factory=list)
-
-
-# --- patches -------------------------------------------------------------------------------------
-
-_DIFF_GIT = re.compile(r"^diff --git (?P<rest>.+)$")
-_FILE_LINE = re.compile(r"^(?:\+\+\+|---) (?P<name>.+)$")
-_RENAME = re.compile(r"^(?:rename|copy) (?:from|to) (?P<name>.+)$")
-_MODE = re.compile(
-    r"^(?:new file mode|new mode|old mode|deleted file mode|index [0-9a-f]+\.\.[0-9a-f]+) ?(?P<mode>\d+)?")
-_HUNK = re.compile(r"^@@ -\d+(?:,(?P<old>\d+))? \+\d+(?:,(?P<new>\d+))? @@")
-_C_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", '"': '"', "\\": "\\"}
-
-
-def _unquote(name: str) -> str:
-    """Git's C-style quoting of unusual file names (`"a/sp\\303\\251cial"`)."""
-    body, out, i = name[1:-1], bytearray(), 0
-    while i < len(body):
-        char = body[i]
-        if char == "\\" and i + 1 < len(body):
-            octal = body[i + 1 : i + 4]
-            if len(octal) == 3 and all(c in "01234567" for c in octal):
-                out.append(int(octal, 8) & 0xFF)
-                i += 4
-                continue
-            out.extend(_C_ESCAPES.get(body[i + 1], body[i + 1]).encode())
-            i += 2
-            continue
-        out.extend(char.encode())
-        i += 1
-    return out.decode(errors="replace")
-
-
-def _header_name(raw: str) -> str:
-    """A file name as written in a patch header: quoted, or up to a tab (git adds one after names with spaces)."""
-    raw = raw.strip(" ")
-    if raw.startswith('"'):
-        end = 1
-        while end < len(raw) and raw[end] != '"':
-            end += 2 if raw[end] == "\\" else 1
-        if end >= len(raw):
-            raise PathRefused(f"unbalanced quotes in patch header name {raw!r}")
-        return _unquote(raw[: end + 1])
-    return raw.split("\t", 1)[0].rstrip()
-
-
-def _strip_one(name: str) -> str:
-    """What `git apply` (default -p1) makes of a header name: drop the first component."""
-    if name == "/dev/null":
-        return name
-    if "/" not in name:
-        raise PathRefused(f"patch names {name!r} without a directory prefix (expected a/... and b/...)")
-    return name.split("/", 1)[1]
-
-
-def _diff_git_names(rest: str) -> list[str]:
-    if rest.startswith('"'):
-        first = _header_name(rest)
-        tail = rest[rest.index('"', 1) :]
-        second_raw = tail.split(" ", 1)[1] if " " in tail else ""
-        while second_raw and not second_raw.startswith(('"', "b/")) and " " in second_raw:
-            second_raw = second_raw.split(" ", 1)[1]
-        return [first, _header_name(second_raw)] if second_raw else [first]
-    half = rest.split(" b/", 1)
-    if len(half) == 2:
-        return [half[0], "b/" + half[1].split("\t", 1)[0]]
-    parts = rest.split(" ")
-    return [_header_name(parts[0]), _header_name(parts[-1])]
-
-
-def patch_targets(patch: str) -> list[str]:
-    """Every path a unified diff touches (old and new names, as git apply would use them), or PathRefused.
-
-    Hunk bodies are skipped by their line counts, so a removed line `-- comment` is not taken for a
-    header. Symbolic links (mode 120000) and submodules (160000) are refused: a link can point anywhere,
-    and a later read through it would escape the path rules.
-    """
-    found: list[str] = []
-
-    def add(name: str, strip: bool = True) -> None:
-        path = _strip_one(name) if strip else name
-        if path != "/dev/null" and path not in found:
-            found.append(path)
-
-    old = new = 0
-    for line in patch.splitlines():
-        if old > 0 or new > 0:
-            marker = line[:1]
-            if marker in {" ", ""}:
-                old, new = old - 1, new - 1
-            elif marker == "-":
-                old -= 1
-            elif marker == "+":
-                new -= 1
-            elif marker != "\\":
-                raise PathRefused("the patch has a hunk whose line counts do not match its @@ header")
-            continue
-        if match := _HUNK.match(line):
-            old = int(match.group("old") or 1)
-            new = int(match.group("new") or 1)
-        elif match := _DIFF_GIT.match(line):
-            for name in _diff_git_names(match.group("rest")):
-                add(name)
-        elif match := _FILE_LINE.match(line):
-            add(_header_name(match.group("name")))
-        elif match := _RENAME.match(line):
-            add(_header_name(match.group("name")), strip=False)
-        elif (match := _MODE.match(line)) and match.group("mode") in {"120000", "160000"}:
-            kind = "symbolic link" if match.group("mode") == "120000" else "submodule"
-            raise PathRefused(f"the patch creates or changes a {kind}; agents may only change regular files")
-    return found
-
-
-def patch_paths(patch: str) -> list[str]:
-    """The paths of `patch_targets`, or [] when the patch cannot be read (kept for callers that only list)."""
-    try:
-        return patch_targets(patch)
-    except PathRefused:
-        return []
-
-
-# --- commands ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -762,175 +515,5 @@ def check_command(command: str, grant: ToolGrant) -> CommandCheck:
     return checker.result
 
 
-def _command_refusal(command: str, grant: ToolGrant) -> str | None:
+def command_refusal(command: str, grant: ToolGrant) -> str | None:
     return check_command(command, grant).refusal
-
-
-# --- MCP -----------------------------------------------------------------------------------------
-
-
-def mcp_name(server: str, tool: str) -> str:
-    return f"{MCP_PREFIX}{server}__{tool}"
-
-
-def split_mcp_name(name: str) -> tuple[str, str] | None:
-    """(server, tool) of an `mcp__<server>__<tool>` name, or None when it is not one."""
-    match = _MCP_NAME.match(name)
-    return (match.group("server"), match.group("tool")) if match else None
-
-
-def _mcp_refusal(call: ToolCall, grant: ToolGrant) -> GateVerdict:
-    if split_mcp_name(call.name) is None:
-        return GateVerdict(allowed=False, reason=f"{call.name!r} is not a valid MCP tool name (mcp__<server>__<tool>)")
-    if call.name not in grant.mcp_tools:
-        return GateVerdict(allowed=False, reason=f"MCP tool {call.name!r} is not granted to the {grant.role} role")
-    size = len(json.dumps(call.arguments, default=str))
-    if size > MAX_MCP_ARGUMENT_CHARS:
-        return GateVerdict(allowed=False, reason=f"MCP arguments are {size:,} characters (limit "
-                                                  f"{MAX_MCP_ARGUMENT_CHARS:,})")
-    try:
-        touched = _mcp_walk(call.arguments, grant, key="", depth=0)
-    except PathRefused as refused:
-        return GateVerdict(allowed=False, reason=f"MCP argument: {refused}")
-    return GateVerdict(allowed=True, path=",".join(touched) or None)
-
-
-def _looks_like_path(value: str) -> bool:
-    if not value or len(value) > 4096 or any(char.isspace() for char in value):
-        return False
-    if value.lower().startswith("file:"):
-        return True
-    if "://" in value:
-        return False
-    return "/" in value or value.startswith((".", "~")) or read_refusal(value) is not None
-
-
-def _mcp_walk(value: Any, grant: ToolGrant, key: str, depth: int) -> list[str]:
-    if depth > 16:
-        raise PathRefused("arguments are nested too deeply")
-    touched: list[str] = []
-    if isinstance(value, dict):
-        for name, item in value.items():
-            touched += _mcp_walk(item, grant, str(name).lower(), depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            touched += _mcp_walk(item, grant, key, depth + 1)
-    elif isinstance(value, str):
-        if contains_secret(value):
-            raise PathRefused(f"argument {key or 'value'!r} carries something shaped like a credential")
-        if key in _MCP_PATH_KEYS or key in _MCP_WRITE_KEYS or _looks_like_path(value):
-            raw = value[len("file://"):] if value.lower().startswith("file://") else value
-            path = normalise(raw)
-            refusal = read_refusal(path) if path else None
-            if refusal:
-                raise PathRefused(refusal)
-            if key in _MCP_WRITE_KEYS:
-                refusal = write_refusal(path, grant.constraints)
-                if refusal:
-                    raise PathRefused(refusal)
-            touched.append(path or ".")
-    return touched
-
-
-# --- the gate ------------------------------------------------------------------------------------
-
-
-def _str_arg(arguments: dict[str, Any], name: str) -> str:
-    value = arguments.get(name)
-    if not isinstance(value, str):
-        raise PathRefused(f"argument {name!r} must be a string")
-    return value
-
-
-def _optional_path(arguments: dict[str, Any]) -> str:
-    raw = arguments.get("path", ".")
-    if raw is None:
-        raw = "."
-    if not isinstance(raw, str):
-        raise PathRefused("argument 'path' must be a string")
-    return normalise(raw)
-
-
-def check_call(call: ToolCall, grant: ToolGrant) -> GateVerdict:
-    """Whether `grant` lets this call run. Pure; the tool activity calls it again before acting."""
-    if call.name.startswith(MCP_PREFIX):
-        return _mcp_refusal(call, grant)
-    if call.name not in grant.tools:
-        return GateVerdict(allowed=False, reason=f"tool {call.name!r} is not granted to the {grant.role} role")
-    if call.name in FINAL_TOOLS:
-        return GateVerdict(allowed=True)
-    try:
-        if call.name == "read_file":
-            path = normalise(_str_arg(call.arguments, "path"))
-            refusal = read_refusal(path) if path else "read_file needs a file, not the repository root"
-            return GateVerdict(allowed=refusal is None, reason=refusal or "", path=path)
-        if call.name in {"list_files", "search"}:
-            path = _optional_path(call.arguments)
-            if call.name == "search":
-                pattern = _str_arg(call.arguments, "pattern")
-                if len(pattern) > 1000:
-                    return GateVerdict(allowed=False, reason="the search pattern is longer than 1000 characters")
-            refusal = read_refusal(path) if path else None
-            return GateVerdict(allowed=refusal is None, reason=refusal or "", path=path or ".")
-        if call.name == "write_file":
-            path = normalise(_str_arg(call.arguments, "path"))
-            content = call.arguments.get("content", "")
-            if not isinstance(content, str):
-                return GateVerdict(allowed=False, reason="argument 'content' must be a string", path=path)
-            if len(content) > MAX_CONTENT_CHARS:
-                return GateVerdict(allowed=False, reason=f"content is longer than {MAX_CONTENT_CHARS:,} characters")
-            refusal = write_refusal(path, grant.constraints)
-            return GateVerdict(allowed=refusal is None, reason=refusal or "", path=path)
-        if call.name == "apply_patch":
-            patch = _str_arg(call.arguments, "patch")
-            if len(patch) > MAX_CONTENT_CHARS:
-                return GateVerdict(allowed=False, reason=f"the patch is longer than {MAX_CONTENT_CHARS:,} characters")
-            paths = patch_targets(patch)
-            if not paths:
-                return GateVerdict(allowed=False, reason="the patch names no file (expected a unified diff)")
-            for raw in paths:
-                refusal = write_refusal(normalise(raw), grant.constraints)
-                if refusal:
-                    return GateVerdict(allowed=False, reason=refusal, path=raw)
-            return GateVerdict(allowed=True, path=",".join(paths))
-        if call.name == "run_command":
-            timeout = call.arguments.get("timeout")
-            if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
-                return GateVerdict(allowed=False, reason="argument 'timeout' must be a number of seconds")
-            refusal = _command_refusal(_str_arg(call.arguments, "command"), grant)
-            return GateVerdict(allowed=refusal is None, reason=refusal or "")
-    except PathRefused as refused:
-        return GateVerdict(allowed=False, reason=str(refused))
-    return GateVerdict(allowed=False, reason=f"unknown tool {call.name!r}")
-
-
-def admit(state: GovernorState, call: ToolCall, grant: ToolGrant, now: datetime) -> GateVerdict:
-    """Check one call and update the run's state (rate limit, denial count). Loop detection is separate."""
-    window_start = now - timedelta(minutes=1)
-    state.recent_calls = [t for t in state.recent_calls if t > window_start]
-    if len(state.recent_calls) >= grant.max_calls_per_minute:
-        verdict = GateVerdict(
-            allowed=False, reason=f"rate limit: more than {grant.max_calls_per_minute} tool calls in a minute"
-        )
-    else:
-        verdict = check_call(call, grant)
-    state.recent_calls.append(now)
-    if not verdict.allowed:
-        state.denials += 1
-    return verdict
-
-
-def repeated_call(state: GovernorState, call: ToolCall, limits: RunLimits) -> str | None:
-    """Count the call; a reason to stop the run when the same call was made `loop_threshold` times."""
-    digest = call.digest()
-    state.digests[digest] = state.digests.get(digest, 0) + 1
-    if state.digests[digest] >= limits.loop_threshold:
-        return (
-            f"loop detected: {call.name} was called {state.digests[digest]} times with the same arguments "
-            f"(limit {limits.loop_threshold})"
-        )
-    return None
-
-
-def default_grant(role: Role, constraints: Any) -> ToolGrant:
-    return ToolGrant(role=role, tools=list(ROLE_TOOLS[role]), constraints=constraints)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from activities.budget.models import BudgetPeriod
+from contracts.budget import BudgetPeriod
 
 
 def _as_utc(moment: datetime) -> datetime:

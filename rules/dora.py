@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from activities.ledger.models import (
+from contracts.ledger import (
     DayAggregate,
     DeployFrequency,
     DoraKeys,
@@ -32,9 +32,9 @@ from activities.ledger.models import (
     LaterSignal,
     LedgerHistory,
     OutcomeRecord,
-    RunState,
 )
-from activities.ledger.trust import as_utc, day_start, failed_shas
+from contracts.runs import RunState
+from rules.trust import as_utc, day_start, failed_shas
 
 DEFAULT_WINDOW = timedelta(days=30)
 BINS_PER_OCTAVE = 4

@@ -43,14 +43,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, Field
 
-from activities.ledger.models import (
-    LaterOutcome,
-    LaterSignal,
-    LedgerHistory,
-    OutcomeRecord,
-    RunState,
-    TrustReport,
-)
+from contracts.ledger import LaterOutcome, LaterSignal, LedgerHistory, OutcomeRecord, TrustReport
+from contracts.runs import RunState
 
 DEFAULT_BAR = 0.8  # the gate's default bar (activities.gate.models.Policy.trust_bar)
 FAILURE_SIGNALS = frozenset({LaterSignal.revert, LaterSignal.incident})

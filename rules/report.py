@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from activities.agents.base import AgentPlan
-from activities.evidence.models import CheckStatus, CriterionResult, PreviewEvidence, ReviewResult
-from activities.gate.models import GateDecision
+from contracts.agents import AgentPlan
+from contracts.evidence import CheckStatus, CriterionResult, PreviewEvidence, ReviewResult
+from contracts.gate import GateDecision
 
 MARKER = "<!-- spec2ship:evidence -->"
 _ICON = {
@@ -32,6 +32,8 @@ class ReportInput(BaseModel):
     cost_usd: float = 0.0
     human_actions: list[str] = Field(default_factory=list)
     ui_url: str | None = None
+    policy_source: str | None = Field(default=None, description="Where the gate's policy came from.")
+    opted_out: list[str] = Field(default_factory=list, description="Default protected patterns the policy removed.")
 
 
 def _cell(text: str) -> str:
@@ -41,6 +43,29 @@ def _cell(text: str) -> str:
 def _details(title: str, body: str) -> str:
     fence = "````" if "```" in body else "```"
     return f"<details><summary>{title}</summary>\n\n{fence}\n{body.strip()[:4000]}\n{fence}\n</details>\n"
+
+
+def _risk_section(report: ReportInput) -> list[str]:
+    """Protected paths touched and test-erosion findings of the last round, each with file and line."""
+    risks = report.reviews[-1].risks if report.reviews else []
+    if not risks and not report.opted_out and not report.policy_source:
+        return []
+    lines = ["### Risk", ""]
+    for check in risks:
+        lines.append(f"- `{check.id}` {_ICON[check.status]}: {_cell(check.summary)}")
+        for finding in check.findings[:40]:
+            language = f" [{finding.language}]" if finding.language else ""
+            lines.append(f"  - `{_cell(finding.located().split(': ', 1)[0])}` {finding.rule}{language}: "
+                         f"{_cell(finding.message)}")
+        if len(check.findings) > 40:
+            lines.append(f"  - … and {len(check.findings) - 40} more")
+    if report.reviews and not risks:
+        lines.append("- no protected path changed; no test removed, skipped or weakened")
+    if report.opted_out:
+        lines.append(f"- protected by default but opted out by the policy: {', '.join(report.opted_out)}")
+    if report.policy_source:
+        lines.append(f"- {report.policy_source}")
+    return [*lines, ""]
 
 
 def render_report(report: ReportInput) -> str:
@@ -53,6 +78,7 @@ def render_report(report: ReportInput) -> str:
         lines.append(f"### Decision: **{report.decision.decision.value}** ({report.decision.level.value})")
         lines.extend(f"- {reason}" for reason in report.decision.reasons)
         lines.append("")
+    lines.extend(_risk_section(report))
     lines += ["### Acceptance criteria", "", "| criterion | kind | result | observed |", "|---|---|---|---|"]
     for result in report.criteria:
         lines.append(f"| `{result.id}` | {result.kind} | {_ICON[result.status]} | {_cell(result.summary)} |")

@@ -1,8 +1,4 @@
-"""What the TeamBudget workflow keeps, what its handlers take and answer, and why it says no.
-
-Amounts are tokens (whole numbers, exact) and US dollars (floats, compared with a small tolerance).
-A limit of None means "no cap on this dimension".
-"""
+"""Team budgets: the TeamBudget entity's state, its requests and answers, and why it says no."""
 
 from __future__ import annotations
 
@@ -11,15 +7,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 from temporalio.exceptions import ApplicationError
-
-# Handler names on the TeamBudget workflow (the workflow's name and id live in workflows/api.py).
-RESERVE = "reserve"
-EXTEND = "extend"
-COMMIT_USAGE = "commit_usage"
-RELEASE = "release"  # signal: workflows can signal another workflow, but cannot update one
-RELEASE_RESERVATION = "release_reservation"  # update: the same, answered
-CONFIGURE = "configure"
-SHOW = "show"
 
 USD_TOLERANCE = 1e-9
 MAX_PROCESSED_KEYS = 4096
@@ -162,9 +149,6 @@ class BudgetView(BaseModel):
     history: list[ClosedPeriod] = Field(default_factory=list)
 
 
-# Activity boundary: the same requests, addressed to a team.
-
-
 class ReserveInput(BaseModel):
     team: str = Field(min_length=1)
     run_id: str = Field(min_length=1)
@@ -197,9 +181,6 @@ class UsageCommitInput(BaseModel):
 class UsageCommitted(BaseModel):
     team: str
     call_id: str
-
-
-# Why the workflow says no. ApplicationError so the update fails (not the workflow) with this message.
 
 
 class BudgetExceeded(ApplicationError):

@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from activities.gate.models import Policy
+from contracts.gate import Policy
+from rules.protected import opt_out_refusal
 
 POLICY_PATH = ".spec2ship/policy.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -45,8 +46,17 @@ def parse_policy(text: str | None) -> Policy:
             if key in escalation:
                 escalation[key] = parse_duration(escalation[key], f"escalation.{key}")
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise PolicyError(f"{POLICY_PATH}: {where}: {first['msg']}") from error
+    for index, pattern in enumerate(policy.protected.opt_out):
+        refusal = opt_out_refusal(pattern)
+        if refusal:
+            raise PolicyError(f"{POLICY_PATH}: protected.opt_out.{index}: {refusal}")
+    for field, patterns in (("protected.add", policy.protected.add), ("tests.patterns", policy.tests.patterns)):
+        for index, pattern in enumerate(patterns):
+            if not pattern.strip():
+                raise PolicyError(f"{POLICY_PATH}: {field}.{index}: an empty pattern; write a glob such as deploy/**")
+    return policy

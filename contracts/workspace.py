@@ -1,4 +1,4 @@
-"""Boundary models for workspaces and tool calls."""
+"""Workspaces and tool calls at the boundary, and the workspace activities' inputs and outputs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from activities.agents.base import Attribution, Role, ToolCall
-from activities.forge.base import RepoRef
+from contracts.agents import Attribution, Role, ToolCall, ToolSpec
+from contracts.forge import RepoRef
+from contracts.gate import RiskRules
+from contracts.preview import PreviewRequest
 from specs.models import Constraints
 
 
@@ -88,3 +90,59 @@ class DiffStat(BaseModel):
     @property
     def changed_lines(self) -> int:
         return self.added + self.removed
+
+
+class PrepareWorkspaceInput(BaseModel):
+    repo: RepoRef
+    branch: str
+    run_key: str = Field(description="Stable per run: a retried or resumed prepare finds the same folder.")
+
+
+class WorkspaceDiff(BaseModel):
+    diff: str = Field(description="The unified diff against the base, capped for prompts.")
+    truncated: bool = False
+    stat: DiffStat
+
+
+class CheckChangeInput(BaseModel):
+    workspace: WorkspaceRef
+    constraints: Constraints
+    risk: RiskRules | None = Field(default=None, description="From the base branch's policy; None: the defaults.")
+
+
+class PublishBranchInput(BaseModel):
+    workspace: WorkspaceRef
+    message: str
+
+
+class ListMcpToolsInput(BaseModel):
+    workspace: WorkspaceRef
+    role: Role
+
+
+class McpToolset(BaseModel):
+    """The MCP tools this worker's configuration grants a role, and how the model sees them."""
+
+    names: list[str] = Field(default_factory=list)
+    specs: list[ToolSpec] = Field(default_factory=list)
+
+
+class RunCliAgentInput(BaseModel):
+    workspace: WorkspaceRef
+    model: str = Field(description="A registry entry with provider `cli`.")
+    prompt: str
+    log_name: str
+
+
+class CliAgentOutcome(BaseModel):
+    """What the CLI agent did; its change is read afterwards by diff_workspace like any coder's."""
+
+    exit_code: int
+    timed_out: bool = False
+    log_tail: str = ""
+    duration_s: float = 0.0
+
+
+class PreviewInput(BaseModel):
+    workspace: WorkspaceRef
+    request: PreviewRequest

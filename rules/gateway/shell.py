@@ -5,7 +5,7 @@ the simple commands agents write (`python -m pytest -q`, `grep -rn foo src | hea
 and it REFUSES whatever it cannot see through: parameter and command substitution (`$x`, `${x}`,
 `$(...)`, backticks), here-documents, process substitution, shell functions, `case`/`for` loops. The
 result is a list of simple commands with their words (quotes removed, unquoted glob characters noted)
-and redirections, which governance.py checks against its rules. Pure: the AgentRun workflow calls it.
+and redirections, which rules/gateway/commands.py checks. Pure: the AgentRun workflow calls it.
 """
 
 from __future__ import annotations

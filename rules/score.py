@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, model_validator
 
-from activities.evidence.models import CheckStatus, CriterionResult, ReviewVerdict
+from contracts.evidence import CheckStatus, CriterionResult, ReviewVerdict
 
 REVIEW_OBJECTIVE = "review"
 

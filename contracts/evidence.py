@@ -16,15 +16,36 @@ class CheckStatus(StrEnum):
     skipped = "skipped"
 
 
+class Finding(BaseModel):
+    """One located observation of a risk check: which rule saw what, in which file and line."""
+
+    rule: str = Field(description="e.g. protected-path, test-deleted, assertions-removed, skip-added.")
+    path: str
+    line: int | None = None
+    side: Literal["change", "base"] = Field(
+        default="change", description="Which version `line` counts in: removed code only exists in the base.")
+    language: str | None = Field(default=None, description="How the file was analysed (python, go, ...).")
+    message: str
+
+    def located(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        if self.line and self.side == "base":
+            where += " (base)"
+        return f"{where}: {self.rule}: {self.message}"
+
+
 class CriterionResult(BaseModel):
     id: str
-    kind: Literal["http", "run", "judge", "ci", "review"]
+    # `risk`: what the change touches (protected paths, eroded tests). Never rejects on its own; it
+    # takes autonomous merge away, at every level.
+    kind: Literal["http", "run", "judge", "ci", "review", "risk"]
     status: CheckStatus
     summary: str = Field(description="One line: what was observed.")
     evidence: str = Field(default="", description="Output tail, response excerpt or the judge's reasoning.")
     duration_s: float = 0.0
     key: bool = True
     weight: float = 1.0
+    findings: list[Finding] = Field(default_factory=list)
 
 
 class ReviewComment(BaseModel):
@@ -50,7 +71,13 @@ class ReviewResult(BaseModel):
 
     @property
     def blocking_failures(self) -> list[CriterionResult]:
-        return [c for c in self.checks if c.status is not CheckStatus.passed]
+        """Failed review checks (scope, size, secrets): these reject. Risk findings do not block the
+        review; they go to the gate, which escalates them to a person."""
+        return [c for c in self.checks if c.kind != "risk" and c.status is not CheckStatus.passed]
+
+    @property
+    def risks(self) -> list[CriterionResult]:
+        return [c for c in self.checks if c.kind == "risk" and c.status is not CheckStatus.passed]
 
 
 class PreviewEvidence(BaseModel):

@@ -4,31 +4,18 @@ Rules (DESIGN.md, autonomy levels): a failed deterministic check or a scope viol
 every level; L1 only comments; L2 and L3 always wait for a human; L4 merges only when every criterion
 passed, the review approved and the service's trust clears the bar; L5 merges when nothing failed.
 A failed *judgement* (a model's opinion) escalates rather than rejects: a model may stop an
-auto-merge, never throw a change away on its own.
+auto-merge, never throw a change away on its own. A *risk* finding (a protected path changed, tests
+eroded) escalates at every level, L5 included, to the policy's risk owners.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
-from activities.evidence.models import CheckStatus, CriterionResult, ReviewResult, ReviewVerdict
-from activities.gate.models import Decision, GateDecision
-from activities.ledger.score import score_run
+from contracts.evidence import CheckStatus, CriterionResult, ReviewVerdict
+from contracts.gate import Decision, GateDecision, GateInput
+from rules.score import score_run
 from specs.models import AutonomyLevel
 
 DETERMINISTIC = {"http", "run", "ci", "review"}
-
-
-class GateInput(BaseModel):
-    level: AutonomyLevel
-    criteria: list[CriterionResult]
-    review: ReviewResult | None
-    trust: float | None = None
-    trust_bar: float = 0.8
-    trust_explanation: list[str] = Field(default_factory=list)
-    score: float | None = None
-    score_result: str | None = None
-    stop_reason: str | None = Field(default=None, description="Why the coder stopped early, if it did.")
 
 
 def _names(results: list[CriterionResult]) -> str:
@@ -54,8 +41,12 @@ def decide(gate: GateInput) -> GateDecision:
     level = gate.level
     reasons: list[str] = [f"autonomy level {level.value}"]
 
+    risky = [c for c in checks if c.kind == "risk" and c.status in failing]
+
     def result(decision: Decision) -> GateDecision:
-        return GateDecision(decision=decision, level=level, reasons=reasons, trust=gate.trust, score=gate.score)
+        owners = gate.risk_owners if risky and decision is Decision.escalate else []
+        return GateDecision(decision=decision, level=level, reasons=reasons, trust=gate.trust, score=gate.score,
+                            escalate_to=owners)
 
     if hard_failures:
         reasons.append(f"deterministic checks failed: {_names(hard_failures)}")
@@ -63,12 +54,17 @@ def decide(gate: GateInput) -> GateDecision:
         return result(Decision.reject)
     reasons.append(f"{len(passed)} check(s) passed")
     reasons.append(score_line)
+    reasons.extend(f"{c.id}: {c.summary}" for c in risky)
     if gate.stop_reason:
         reasons.append(f"the coder stopped early: {gate.stop_reason}")
         return result(Decision.escalate)
     if level is AutonomyLevel.L1:
         reasons.append("L1 (assisted): agents only comment; nothing is merged")
         return result(Decision.comment_only)
+    if risky:
+        who = ", ".join(gate.risk_owners) or "a person"
+        reasons.append(f"changes to protected paths or tests never merge on their own, at any level: {who} decides")
+        return result(Decision.escalate)
     if level in {AutonomyLevel.L2, AutonomyLevel.L3}:
         reasons.append(f"{level.value} always waits for a human decision")
         return result(Decision.escalate)

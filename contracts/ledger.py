@@ -1,4 +1,4 @@
-"""What the ServiceLedger keeps per run, and what it answers."""
+"""What the ServiceLedger keeps per run, and what it answers (trust, DORA)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-
-class RunState(StrEnum):
-    """Where a run ended (or waits). The CLI's `state` field uses these values."""
-
-    running = "running"
-    awaiting_human = "awaiting_human"
-    merged = "merged"
-    rejected = "rejected"
-    failed = "failed"
-    expired = "expired"
-    cancelled = "cancelled"
-    commented = "commented"  # L1: agents only comment
+from contracts.runs import RunState
 
 
 class OutcomeRecord(BaseModel):
@@ -64,7 +53,7 @@ class LaterOutcome(BaseModel):
 
 
 class TrustReport(BaseModel):
-    """The service's trust and how it was reached; `activities/ledger/trust.py` holds the math."""
+    """The service's trust and how it was reached; `rules/trust.py` holds the math."""
 
     service: str
     trust: float = Field(ge=0, le=1)
@@ -108,7 +97,7 @@ class DayAggregate(BaseModel):
 
     Trust needs only counts per day (the decay is per day, so within a day the weight is the same);
     DORA needs counts and the distribution of lead and restore times, kept as log-scale histograms
-    (bin -> count, see `activities/ledger/dora.py`): medians stay within a few percent.
+    (bin -> count, see `rules/dora.py`): medians stay within a few percent.
     """
 
     day: date
