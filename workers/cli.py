@@ -10,6 +10,7 @@ import functools
 import json
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn, ParamSpec, TypeVar
 
@@ -30,9 +31,11 @@ from workers.cli_costs import costs
 from workers.cli_ledger import dora, incident, restored, revert, trust
 from workers.cli_preview import preview_app
 from workers.cli_schedule import schedule_app
+from workers.cli_setup import setup
 from workers.cli_spec import spec_app
 from workers.cli_webhook import webhook_app
 from workers.gpu_worker import gpu_worker
+from workers.health import DEFAULT_SHUTDOWN_GRACE_S, HealthPortOpt, ShutdownGraceOpt
 from workers.runs import (
     RunCommandError,
     RunSummary,
@@ -53,7 +56,7 @@ app.add_typer(budget_app, name="budget")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(preview_app, name="preview")
-for command in (costs, trust, dora, incident, revert, restored):
+for command in (costs, trust, dora, incident, revert, restored, setup):
     app.command()(command)
 
 T = TypeVar("T")
@@ -274,8 +277,10 @@ def up(data_dir: DataDirOpt = Path("."), port: int = 7233, ui_port: int = 8233) 
 
 @app.command()
 @traced("spec2ship-worker", _state_of)
-def worker(data_dir: DataDirOpt = Path(".")) -> None:
+def worker(data_dir: DataDirOpt = Path("."), health_port: HealthPortOpt = None,
+           shutdown_grace: ShutdownGraceOpt = DEFAULT_SHUTDOWN_GRACE_S) -> None:
     """Run the CPU worker against TEMPORAL_ADDRESS until Ctrl-C / SIGTERM."""
+    from workers.health import serving_health
     from workers.worker import build_workers, run_workers
 
     async def go() -> None:
@@ -285,7 +290,10 @@ def worker(data_dir: DataDirOpt = Path(".")) -> None:
             loop.add_signal_handler(sig, stop.set)
         client = await client_or_fail()
         Console().print(f"worker polling {task_queue()} at {client.service_client.config.target_host}")
-        await run_workers(build_workers(client, data_dir=(data_dir / ".spec2ship").resolve()), stop)
+        workers = build_workers(client, data_dir=(data_dir / ".spec2ship").resolve(),
+                                graceful_shutdown=timedelta(seconds=shutdown_grace))
+        async with serving_health(health_port, client, workers, stop):
+            await run_workers(workers, stop)
 
     run_async(go())
 

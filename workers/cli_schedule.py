@@ -35,7 +35,7 @@ from contracts.factory import DEFAULT_LABEL, DEFAULT_MAX_IN_FLIGHT, FactoryRunIn
 from contracts.names import FACTORY_RUN
 from workers.temporal_client import connect
 
-__all__ = ["parse_interval", "schedule_app"]
+__all__ = ["FactorySettingsError", "factory_request", "factory_schedule", "parse_interval", "schedule_app"]
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -81,6 +81,32 @@ def format_interval(interval: timedelta) -> str:
     return "".join(parts) or "0s"
 
 
+class FactorySettingsError(ValueError):
+    """Factory settings (repositories, label, runs in flight) that FactoryRunInput refuses."""
+
+
+def factory_request(repo: list[str], label: str, max_in_flight: int, queue: str | None) -> FactoryRunInput:
+    """The FactoryRun input from command-line values; `repo` entries may hold several names, comma-separated."""
+    repos = [name.strip() for value in repo for name in value.split(",") if name.strip()]
+    try:
+        return FactoryRunInput(repos=repos, label=label, max_in_flight=max_in_flight, task_queue=queue)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise FactorySettingsError(f"bad factory settings: {problems} (repos are OWNER/REPO)") from None
+
+
+def factory_schedule(request: FactoryRunInput, interval: timedelta, schedule_id: str) -> Schedule:
+    """A FactoryRun every `interval`, overlaps skipped (also what `spec2ship setup` keeps up to date)."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            FACTORY_RUN, request, id=f"{schedule_id}-run", task_queue=request.task_queue or task_queue()
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note=f"factory for {', '.join(request.repos)}, label {request.label!r}"),
+    )
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"spec2ship schedule: {message}", err=True)
     return typer.Exit(code)
@@ -119,20 +145,12 @@ def create_factory(
         interval = parse_interval(every)
     except IntervalError as error:
         raise _fail(str(error), EXIT_USAGE) from None
-    repos = [name.strip() for value in repo for name in value.split(",") if name.strip()]
     try:
-        request = FactoryRunInput(repos=repos, label=label, max_in_flight=max_in_flight, task_queue=queue)
-    except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise _fail(f"bad factory settings: {problems} (repos are OWNER/REPO)", EXIT_USAGE) from None
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            FACTORY_RUN, request, id=f"{schedule_id}-run", task_queue=queue or task_queue()
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-        state=ScheduleState(note=f"factory for {', '.join(repos)}, label {label!r}"),
-    )
+        request = factory_request(repo, label, max_in_flight, queue)
+    except FactorySettingsError as error:
+        raise _fail(str(error), EXIT_USAGE) from None
+    schedule = factory_schedule(request, interval, schedule_id)
+    repos = request.repos
 
     async def create(client: Client) -> None:
         try:

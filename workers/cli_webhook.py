@@ -39,6 +39,8 @@ def webhook() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 in a pod).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    shutdown_grace: Annotated[int, typer.Option(
+        "--shutdown-grace", min=0, help="Seconds requests in flight get to finish after SIGTERM.")] = 20,
 ) -> None:
     """Listen for GitHub deliveries on POST /webhooks/github (health: /healthz, readiness: /readyz)."""
     try:
@@ -48,4 +50,7 @@ def serve(
         raise typer.Exit(EXIT_USAGE) from None
     log_config = jsonlog.configure()
     app = create_app(settings, connect)
-    uvicorn.run(app, host=host, port=port, log_config=log_config, access_log=False)
+    # uvicorn handles SIGTERM itself: it stops accepting, lets requests in flight finish, shuts the app down,
+    # then re-raises the signal (the exit status says SIGTERM ended it, as Kubernetes expects).
+    uvicorn.run(app, host=host, port=port, log_config=log_config, access_log=False,
+                timeout_graceful_shutdown=shutdown_grace)

@@ -47,6 +47,7 @@ from activities.config import data_dir as default_data_dir
 from activities.telemetry.genai import observed_complete
 from contracts.activities import ModelCalls
 from contracts.agents import ModelRequest, ModelTurn
+from workers.health import DEFAULT_SHUTDOWN_GRACE_S, HealthPortOpt, ShutdownGraceOpt, serving_health
 
 log = logging.getLogger("spec2ship.gpu_worker")
 
@@ -197,7 +198,8 @@ def default_max_concurrent(device: str, max_batch: int) -> int:
 
 
 def gpu_worker_for(
-    client: Client, activities: GPUModelActivities, *, queue: str, max_concurrent: int
+    client: Client, activities: GPUModelActivities, *, queue: str, max_concurrent: int,
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S,
 ) -> Worker:
     """The Worker itself: ONLY `call_model`, on ONLY the inference queue, no workflows."""
     return Worker(
@@ -206,7 +208,7 @@ def gpu_worker_for(
         activities=[activities.call_model],
         max_concurrent_activities=max_concurrent,
         # On SIGTERM, calls already generating get this long to finish before they are cancelled (and retried).
-        graceful_shutdown_timeout=timedelta(seconds=30),
+        graceful_shutdown_timeout=timedelta(seconds=shutdown_grace_s),
         # A burst of calls should reach the batcher together, not five long-polls at a time.
         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(maximum=max(5, min(max_concurrent, 32))),
     )
@@ -221,6 +223,7 @@ def build_gpu_worker(
     max_batch: int = DEFAULT_MAX_BATCH,
     device: str | None = None,
     data_dir: Path | None = None,
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S,
 ) -> Worker:
     """Load the model (once per process) and build the worker that serves it.
 
@@ -234,10 +237,12 @@ def build_gpu_worker(
     concurrent = max_concurrent or default_max_concurrent(model.device, max_batch)
     log.info("serving %s on %s (%s) from queue %s, batches of up to %d, %d calls at once",
              model_name_or_path, model.device, model.dtype, queue or served.task_queue, max_batch, concurrent)
-    return gpu_worker_for(client, activities, queue=queue or served.task_queue, max_concurrent=concurrent)
+    return gpu_worker_for(client, activities, queue=queue or served.task_queue, max_concurrent=concurrent,
+                          shutdown_grace_s=shutdown_grace_s)
 
 
-async def serve(model: str, queue: str | None, max_concurrent: int | None, max_batch: int) -> None:
+async def serve(model: str, queue: str | None, max_concurrent: int | None, max_batch: int,
+                health_port: int | None = None, shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S) -> None:
     """Run the GPU worker until SIGINT/SIGTERM; in-flight calls get to finish."""
     from workers.temporal_client import connect
 
@@ -248,12 +253,14 @@ async def serve(model: str, queue: str | None, max_concurrent: int | None, max_b
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     client = await connect()
-    worker = build_gpu_worker(client, model, queue, max_concurrent, max_batch=max_batch)
+    worker = build_gpu_worker(client, model, queue, max_concurrent, max_batch=max_batch,
+                              shutdown_grace_s=shutdown_grace_s)
     typer.echo(f"gpu worker serving {model} on queue {worker.task_queue} at {client.service_client.config.target_host}")
     running = asyncio.create_task(worker.run())
     stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([running, stopper], return_when=asyncio.FIRST_COMPLETED)
-    await worker.shutdown()
+    async with serving_health(health_port, client, [worker], stop):
+        await asyncio.wait([running, stopper], return_when=asyncio.FIRST_COMPLETED)
+        await worker.shutdown()
     stopper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await stopper
@@ -275,11 +282,13 @@ def gpu_worker(
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Requests per generate call.")] = (
         DEFAULT_MAX_BATCH
     ),
+    health_port: HealthPortOpt = None,
+    shutdown_grace: ShutdownGraceOpt = DEFAULT_SHUTDOWN_GRACE_S,
 ) -> None:
     """Serve a local Hugging Face model's `call_model` on an inference task queue until Ctrl-C / SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(serve(model, queue, max_concurrent, max_batch))
+        asyncio.run(serve(model, queue, max_concurrent, max_batch, health_port, shutdown_grace))
     except (GPUExtraMissingError, ModelNotFoundError, ConfigError) as error:
         typer.secho(f"gpu-worker: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from error

@@ -13,12 +13,11 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 
 from activities.config import TemporalSettings
 from contracts.names import SEARCH_ATTRIBUTES
+from workers.cli_setup import ensure_search_attributes
 from workers.temporal_client import connect, find_binary
 
 
@@ -42,18 +41,6 @@ async def try_connect(settings: TemporalSettings, attempts: int = 1) -> Client |
     return None
 
 
-async def register_search_attributes(client: Client) -> None:
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=client.namespace)
-    )
-    missing = {name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTES
-               if name not in existing.custom_attributes}
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(search_attributes=missing, namespace=client.namespace)
-        )
-
-
 @contextlib.asynccontextmanager
 async def temporal_server(data_dir: Path, port: int, ui_port: int) -> AsyncIterator[tuple[Client, bool]]:
     """Yield a client to a running server: the one at TEMPORAL_ADDRESS if it answers, else a dev server
@@ -61,7 +48,7 @@ async def temporal_server(data_dir: Path, port: int, ui_port: int) -> AsyncItera
     settings = TemporalSettings.from_env()
     existing = await try_connect(settings)
     if existing is not None:
-        await register_search_attributes(existing)
+        await ensure_search_attributes(existing)
         yield existing, False
         return
     binary = find_binary("temporal")
@@ -89,7 +76,7 @@ async def temporal_server(data_dir: Path, port: int, ui_port: int) -> AsyncItera
             client = await try_connect(local)
         if client is None:
             raise StackError(f"the Temporal dev server did not answer on 127.0.0.1:{port} within 30 s; see {log.name}")
-        await register_search_attributes(client)
+        await ensure_search_attributes(client)
         yield client, True
     finally:
         process.terminate()

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,10 @@ def build_workers(
     identity: str | None = None,
     interceptors: Sequence[Any] = (),
     executor: ThreadPoolExecutor | None = None,
+    graceful_shutdown: timedelta = timedelta(),
 ) -> list[Worker]:
+    """The shared-queue and workspace-queue workers; on shutdown, activities in flight get `graceful_shutdown`
+    to finish before they are cancelled (a pod's drain; the chart's terminationGracePeriodSeconds covers it)."""
     data = (data_dir or default_data_dir()).resolve()
     queue = task_queue or default_task_queue()
     ws_queue = workspace_queue(identity or worker_id(data)) if task_queue is None else f"{queue}-workspace-" + (
@@ -96,6 +100,7 @@ def build_workers(
         ],
         activity_executor=pool,
         interceptors=list(interceptors),
+        graceful_shutdown_timeout=graceful_shutdown,
     )
     own = Worker(
         client,
@@ -104,6 +109,7 @@ def build_workers(
                     if method.__name__ != "claim_workspace_queue"],  # that one answers on the shared queue
         activity_executor=pool,
         interceptors=list(interceptors),
+        graceful_shutdown_timeout=graceful_shutdown,
     )
     return [shared, own]
 
