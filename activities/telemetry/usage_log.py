@@ -12,11 +12,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from contracts.agents import ModelRequest, ModelTurn, Role
+from contracts.agents import Attribution, ModelRequest, ModelTurn
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +31,12 @@ class GroupBy(StrEnum):
     role = "role"
 
 
+_ATTRIBUTION_FIELDS = ("team", "service", "spec", "workflow_id", "role", "kind")
+
+
 class UsageRecord(BaseModel):
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    team: str
-    service: str
-    spec: str
-    workflow_id: str
-    role: Role
-    kind: str = "feature"
+    attribution: Attribution
     model: str = Field(description="The registry model name the call asked for.")
     response_model: str = Field(default="", description="The model name the provider answered with.")
     provider: str
@@ -46,12 +45,22 @@ class UsageRecord(BaseModel):
     cost_usd: float = 0.0
     duration_s: float = 0.0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_lines(cls, data: Any) -> Any:
+        """Lines written before records nested their attribution carry its fields at the top."""
+        if isinstance(data, dict) and "attribution" not in data and "team" in data:
+            data = dict(data)
+            data["attribution"] = {key: data.pop(key) for key in _ATTRIBUTION_FIELDS if key in data}
+        return data
+
+    def key(self, by: GroupBy) -> str:
+        return self.model if by is GroupBy.model else str(getattr(self.attribution, by.value))
+
     @classmethod
     def from_turn(cls, request: ModelRequest, turn: ModelTurn) -> UsageRecord:
-        a = request.attribution
         return cls(
-            team=a.team, service=a.service, spec=a.spec, workflow_id=a.workflow_id, role=a.role, kind=a.kind,
-            model=request.model, response_model=turn.model, provider=turn.provider,
+            attribution=request.attribution, model=request.model, response_model=turn.model, provider=turn.provider,
             input_tokens=turn.usage.input_tokens, output_tokens=turn.usage.output_tokens,
             cost_usd=turn.cost_usd, duration_s=turn.duration_s,
         )
@@ -107,10 +116,10 @@ def read_usage(data_dir: Path, since: datetime | None = None) -> list[UsageRecor
 
 def aggregate(records: Iterable[UsageRecord], by: GroupBy | str) -> list[UsageRow]:
     """Totals per team, service, model or role, most expensive first."""
-    field = GroupBy(by).value
+    group = GroupBy(by)
     rows: dict[str, UsageRow] = {}
     for record in records:
-        key = str(getattr(record, field))
+        key = record.key(group)
         row = rows.setdefault(key, UsageRow(key=key))
         row.calls += 1
         row.input_tokens += record.input_tokens

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from activities.agents.pricing import cost_usd
 from activities.agents.registry import Price
 from activities.telemetry.usage_log import GroupBy, UsageRecord, aggregate, append_usage, read_usage, usage_path
-from contracts.agents import Role, Usage
+from contracts.agents import Attribution, Role, Usage
 from workers.cli_costs import costs, parse_since
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -23,9 +23,9 @@ NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
 def record(team: str, model: str, role: Role, tokens_in: int, tokens_out: int, usd: float,
            when: datetime = NOW, service: str = "api") -> UsageRecord:
-    return UsageRecord(timestamp=when, team=team, service=service, spec="S-1", workflow_id="wf", role=role,
-                       model=model, response_model=model, provider="openai", input_tokens=tokens_in,
-                       output_tokens=tokens_out, cost_usd=usd, duration_s=1.5)
+    attribution = Attribution(team=team, service=service, spec="S-1", workflow_id="wf", role=role)
+    return UsageRecord(timestamp=when, attribution=attribution, model=model, response_model=model, provider="openai",
+                       input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=usd, duration_s=1.5)
 
 
 def seed(data_dir: Path) -> None:
@@ -49,7 +49,7 @@ def test_records_round_trip_filter_and_aggregate(tmp_path: Path) -> None:
     everything = read_usage(tmp_path)
     assert len(everything) == 3
     recent = read_usage(tmp_path, since=datetime(2025, 3, 1))  # naive: taken as UTC
-    assert {r.team for r in recent} == {"payments"}
+    assert {r.attribution.team for r in recent} == {"payments"}
     by_team = aggregate(everything, GroupBy.team)
     assert [(row.key, row.calls, row.input_tokens, row.output_tokens) for row in by_team] == [
         ("search", 1, 3000, 300), ("payments", 2, 1500, 300)]
@@ -134,3 +134,14 @@ def test_since_accepts_dates_timestamps_and_ages() -> None:
     assert parse_since("2025-01-31T09:30:00+02:00") == datetime(2025, 1, 31, 7, 30, tzinfo=UTC)
     assert parse_since("12h", now=NOW) == NOW - timedelta(hours=12)
     assert parse_since("30m", now=NOW) == NOW - timedelta(minutes=30)
+
+
+def test_lines_written_before_records_nested_their_attribution_still_read(tmp_path: Path) -> None:
+    path = usage_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"timestamp": "2025-03-10T12:00:00Z", "team": "payments", "service": "api", "spec": "S-1", '
+                    '"workflow_id": "wf", "role": "coder", "kind": "feature", "model": "gpt", "provider": "openai", '
+                    '"input_tokens": 10, "output_tokens": 2, "cost_usd": 0.5}\n')
+    [old] = read_usage(tmp_path)
+    assert (old.attribution.team, old.attribution.role, old.model) == ("payments", Role.coder, "gpt")
+    assert [(row.key, row.cost_usd) for row in aggregate([old], GroupBy.service)] == [("api", 0.5)]

@@ -203,7 +203,7 @@ async def test_observed_complete_spans_prices_and_logs_a_real_call(captured: Cap
     assert span.name == "chat qwen2.5-coder"
     assert span.attributes is not None and span.attributes[gen_ai.GEN_AI_USAGE_INPUT_TOKENS] == 1200
     [record] = read_usage(tmp_path)
-    assert (record.team, record.model, record.response_model, record.provider) == (
+    assert (record.attribution.team, record.model, record.response_model, record.provider) == (
         "payments", "local-coder", "served", "openai")
     assert (record.input_tokens, record.output_tokens) == (1200, 80)
     assert record.cost_usd == result.cost_usd
