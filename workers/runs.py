@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
 
+from activities.forge.gitcli import Git, GitError
 from contracts.agents import AgentChoice
 from contracts.forge import ForgeKind, RepoRef, SpecSource
 from contracts.names import SPEC_TO_SHIP, STATUS, spec_to_ship_id
@@ -62,8 +62,11 @@ def ui_url(workflow_id: str, namespace: str | None = None) -> str:
 def check_repository(path: Path) -> Path:
     if not path.exists():
         raise RunCommandError(f"--repo {path}: no such folder")
-    probe = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-    if probe.returncode != 0:
+    try:
+        probe = Git(path).run("rev-parse", "--show-toplevel", check=False)
+    except GitError as error:  # not a folder, or no git installed
+        raise RunCommandError(f"--repo {path}: {error}") from error
+    if not probe.ok:
         raise RunCommandError(f"--repo {path}: not a git repository (run `git init` there, or point --repo at one)")
     return Path(probe.stdout.strip())
 
@@ -84,6 +87,7 @@ def resolve_agent(value: str | None) -> str | None:
 async def start_run(client: Client, spec_file: Path, repo: Path, agents: AgentChoice, *, task_queue: str,
                     workflow_id: str | None = None, requested_by: str = "cli") -> tuple[WorkflowHandle[object,
                                                                                            RunStatus], Spec]:
+    """Read and validate the spec and the repository here (errors are the user's to fix), then submit the run."""
     try:
         text = spec_file.read_text()
     except OSError as error:
@@ -91,15 +95,22 @@ async def start_run(client: Client, spec_file: Path, repo: Path, agents: AgentCh
     spec = parse_spec(text, str(spec_file))  # SpecError carries located problems; the caller prints them
     root = check_repository(repo)
     ref = RepoRef(kind=ForgeKind.local, location=str(root))
-    run_id = workflow_id or spec_to_ship_id(ref, spec.slug)
-    handle = await client.start_workflow(
+    handle = await submit_run(client, ref, text, spec_file.name, agents, task_queue=task_queue,
+                              workflow_id=workflow_id or spec_to_ship_id(ref, spec.slug), title=spec.title,
+                              requested_by=requested_by)
+    return handle, spec
+
+
+async def submit_run(client: Client, ref: RepoRef, text: str, name: str, agents: AgentChoice, *, task_queue: str,
+                     workflow_id: str, title: str = "", requested_by: str = "cli") -> WorkflowHandle[object, RunStatus]:
+    """Start SpecToShip on an inline spec as it is: the workflow itself validates it (and says where it is wrong)."""
+    return await client.start_workflow(
         SPEC_TO_SHIP,
-        SpecToShipInput(repo=ref, spec=SpecSource(kind="inline", text=text, path=spec_file.name), agents=agents,
+        SpecToShipInput(repo=ref, spec=SpecSource(kind="inline", text=text, path=name), agents=agents,
                         requested_by=requested_by),
-        id=run_id, task_queue=task_queue, result_type=RunStatus, memo={"title": spec.title},
+        id=workflow_id, task_queue=task_queue, result_type=RunStatus, memo={"title": title or name},
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
     )
-    return handle, spec
 
 
 async def status_of(client: Client, workflow_id: str) -> RunStatus:

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from activities.agents.registry import ModelEntry, ProviderKind
+from activities.forge.gitcli import Git
 
 Heartbeat = Callable[..., None]
 PASSED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TMPDIR", "SHELL", "TZ")
@@ -199,13 +200,10 @@ async def workspace_diff(workspace: Path, base: str) -> str:
 
 
 async def _git(workspace: Path, *args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "git", *args, cwd=workspace, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    if process.returncode != 0:
+    result = await asyncio.to_thread(Git(workspace).run, *args, check=False)
+    if not result.ok:
         raise CliAgentError(
-            f"git {' '.join(args)} failed in {workspace} (exit {process.returncode}): "
-            f"{err.decode(errors='replace').strip()}; the workspace must be a git repository with a commit"
+            f"git {' '.join(args)} failed in {workspace} (exit {result.returncode}): "
+            f"{result.stderr.strip()}; the workspace must be a git repository with a commit"
         )
-    return out.decode("utf-8", errors="replace")
+    return result.stdout

@@ -1,8 +1,10 @@
-"""A small typed wrapper over the real `git` command line.
+"""A small typed wrapper over the real `git` command line: the one way spec2ship (and its tests) run git.
 
-Forges shell out to git instead of using a library binding so that what spec2ship does to a repository
-is exactly what a person would get by typing the same command, worktrees and hooks included. Every
-failure becomes a `GitError` that carries the command, the folder and git's own stderr.
+Forges, workspaces and previews shell out to git instead of using a library binding so that what
+spec2ship does to a repository is exactly what a person would get by typing the same command,
+worktrees and hooks included. Every failure becomes a `GitError` that carries the command, the folder
+and git's own stderr. Callers that must control the whole environment (an agent's workspace, a forge
+with credentials) pass `base_env`; otherwise the worker's environment is the base.
 """
 
 from __future__ import annotations
@@ -102,15 +104,17 @@ class Git:
         config: Mapping[str, str] | None = None,
         identity: Mapping[str, str] | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
         self.cwd = Path(cwd)
         self.config = dict(config or {})
         self.identity = dict(identity) if identity else None
         self.timeout_s = timeout_s
+        self.base_env = dict(base_env) if base_env is not None else None
 
     def at(self, cwd: Path) -> Git:
         """The same settings, run in another folder (a worktree of the same repository, usually)."""
-        return Git(cwd, config=self.config, identity=self.identity, timeout_s=self.timeout_s)
+        return Git(cwd, config=self.config, identity=self.identity, timeout_s=self.timeout_s, base_env=self.base_env)
 
     def as_bot(self) -> Git:
         """The same settings, committing as the spec2ship bot whatever the user's own config says.
@@ -119,7 +123,7 @@ class Git:
         they would be code the agent could have planted, run with the worker's credentials.
         """
         config = {**self.config, "core.hooksPath": os.devnull, "core.fsmonitor": "false"}
-        return Git(self.cwd, config=config, identity=BOT_IDENTITY, timeout_s=self.timeout_s)
+        return Git(self.cwd, config=config, identity=BOT_IDENTITY, timeout_s=self.timeout_s, base_env=self.base_env)
 
     def run(
         self,
@@ -189,7 +193,8 @@ class Git:
         return parse_worktrees(self.out("worktree", "list", "--porcelain"))
 
     def _env(self, extra: Mapping[str, str] | None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _LOCATING_ENV}
+        base = os.environ if self.base_env is None else self.base_env
+        env = {k: v for k, v in base.items() if k not in _LOCATING_ENV}
         if self.identity is not None:
             for key in _IDENTITY_ENV:
                 env.pop(key, None)

@@ -22,7 +22,6 @@ import base64
 import logging
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +35,7 @@ from github.Repository import Repository
 from pydantic import BaseModel
 
 from activities.forge.base import ForgeError, read_spec_from_repository
+from activities.forge.gitcli import Git, GitResult
 from activities.forge.github_auth import GitHubAuth, GitHubAuthError, forge_error, github_message
 from contracts.forge import (
     STATUS_LABELS,
@@ -528,26 +528,10 @@ class GitHubForge:
             )
         return env
 
-    def _run_git(
-        self, args: list[str], cwd: Path, *, remote: bool = False, author: bool = False
-    ) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                ["git", *args],
-                cwd=cwd,
-                env=self._git_env(remote=remote, author=author),
-                capture_output=True,
-                text=True,
-                timeout=self._git_timeout_s,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise GitError(
-                f"git {args[0]} on {self.full_name} took longer than {self._git_timeout_s:.0f} s; retry later",
-                retryable=True,
-            ) from None
-        except FileNotFoundError:
-            raise GitError("git is not installed on this worker: install git") from None
+    def _run_git(self, args: list[str], cwd: Path, *, remote: bool = False, author: bool = False) -> GitResult:
+        """git with only this forge's credentials and identity (timeouts and a missing git raise)."""
+        env = self._git_env(remote=remote, author=author)
+        return Git(cwd, base_env=env, timeout_s=self._git_timeout_s).run(*args, check=False)
 
     def _git(self, args: list[str], cwd: Path, *, remote: bool = False, author: bool = False) -> str:
         result = self._run_git(args, cwd, remote=remote, author=author)

@@ -24,6 +24,8 @@ from pathlib import Path
 import psutil
 from pydantic import BaseModel, Field, ValidationError
 
+from activities.forge.gitcli import Git, GitError, GitResult
+
 log = logging.getLogger(__name__)
 
 MARKER = "SPEC2SHIP_PREVIEW_ID"
@@ -182,15 +184,12 @@ def _kill_one(proc: psutil.Process) -> None:
 # --- worktrees -------------------------------------------------------------------------------------
 
 
-def _git(repo_path: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", "-C", repo_path, *args],
-        capture_output=True,
-        text=True,
-        timeout=_GIT_TIMEOUT_S,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-        check=False,
-    )
+def _git(repo_path: str, *args: str) -> GitResult:
+    """A failed git is an answer here, not an error: the caller removes by hand what git would not."""
+    try:
+        return Git(Path(repo_path), timeout_s=_GIT_TIMEOUT_S).run(*args, check=False)
+    except GitError as error:  # the repository is gone, or git hung
+        return GitResult(args=list(args), returncode=-1, stdout="", stderr=str(error))
 
 
 def remove_worktree(repo_path: str, worktree: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from activities.forge.gitcli import Git, GitError
 from activities.preview.base import Heartbeat
 from activities.preview.checks import (
     check_command,
@@ -275,15 +276,12 @@ def _add_worktree(repo_path: str, worktree: str, head_sha: str) -> None:
     """A fresh detached checkout of `head_sha`; hooks are off, the repository's hooks are not the change's."""
     if Path(worktree).exists():  # left by a crash before its record was written; git may still list it
         remove_worktree(repo_path, worktree)
-    result = subprocess.run(
-        ["git", "-C", repo_path, "-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", worktree, head_sha],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-        check=False,
-    )
-    if result.returncode != 0:
+    try:
+        result = Git(Path(repo_path), config={"core.hooksPath": "/dev/null"}, timeout_s=300).run(
+            "worktree", "add", "--detach", worktree, head_sha, check=False)
+    except GitError as error:
+        raise PreviewCheckoutError(f"could not check out {head_sha} from {repo_path}: {error}") from error
+    if not result.ok:
         raise PreviewCheckoutError(
             f"could not check out {head_sha} from {repo_path} into a preview worktree: {result.stderr.strip()}; "
             "check that the commit exists in that repository"

@@ -4,7 +4,6 @@ holds the working copy (see `activities.config.workspace_queue`)."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 from temporalio import activity
@@ -177,7 +176,7 @@ class WorkspaceActivities(WorkspaceCalls):
 def _change(root: Path, base_sha: str) -> tuple[str, DiffStat]:
     """Everything in the working copy against the base: the full unified diff and its numbers."""
     _git(root, "add", "-A")
-    diff = _git(root, "diff", "--cached", "--no-color", base_sha)
+    diff = _git(root, "diff", "--cached", "--no-color", "--no-ext-diff", "--no-textconv", base_sha)
     numstat = _git(root, "diff", "--cached", "--numstat", base_sha)
     files, added, removed = [], 0, 0
     for line in numstat.splitlines():
@@ -207,11 +206,10 @@ def _file_changes(root: Path, base_sha: str, test_patterns: list[str]) -> list[F
 
 
 def _blob(root: Path, spec: str) -> str | None:
-    result = subprocess.run(["git", "cat-file", "blob", spec], cwd=root, capture_output=True, check=False,
-                            timeout=60)
-    if result.returncode != 0 or len(result.stdout) > RISK_FILE_CAP:
+    result = Workspace(root).git(["cat-file", "blob", spec])
+    if not result.ok or len(result.stdout) > RISK_FILE_CAP:
         return None
-    return result.stdout.decode("utf-8", errors="replace")
+    return result.stdout
 
 
 def _text(path: Path) -> str | None:
@@ -224,8 +222,9 @@ def _text(path: Path) -> str | None:
 
 
 def _git(root: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=120)
-    if result.returncode != 0:
+    """git in the agent's workspace, hardened like the tools' (no hooks, no planted configuration)."""
+    result = Workspace(root).git(list(args))
+    if not result.ok:
         raise ApplicationError(
             f"git {' '.join(args)} failed in {root}: {result.stderr.strip()}", type="GitError", non_retryable=False
         )

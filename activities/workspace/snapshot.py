@@ -13,11 +13,11 @@ import contextlib
 import hashlib
 import os
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from activities.forge.gitcli import GitResult
 from activities.workspace.secrets import SecretScan, holds_secret, read_bytes
 from contracts.workspace import ToolGrant
 from rules.gateway.paths import forbidden, write_refusal
@@ -28,7 +28,7 @@ class Workspace(Protocol):
 
     root: Path
 
-    def git(self, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]: ...
+    def git(self, args: list[str], stdin: str | None = None) -> GitResult: ...
 
     def secrets(self) -> SecretScan: ...
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import regex
 
+from activities.forge.gitcli import Git, GitResult
 from activities.workspace.process import SAFE_ENV, run_bounded
 from activities.workspace.sandbox import (
     MARKER,
@@ -45,6 +45,10 @@ SEARCH_SECONDS = 10.0
 MAX_FILE_BYTES = 1024 * 1024 * 1024  # RLIMIT_FSIZE for commands
 EXTRA_PROCESSES = 512  # RLIMIT_NPROC headroom for commands
 _GIT_ATTRIBUTES = ".spec2ship-gitattributes"
+# Configuration that keeps git from running code the agent could have planted (hooks, fsmonitor, pagers).
+# (External diff drivers need configuration the agent cannot write; diffs also pass --no-ext-diff.)
+_HARDENED_GIT = {"core.hooksPath": "/dev/null", "core.fsmonitor": "false", "core.pager": "cat",
+                 "core.sshCommand": "false"}
 
 
 class ToolFailed(Exception):
@@ -350,19 +354,13 @@ class Workspace:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def git(self, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """git with every configuration source that could run code switched off."""
+    def git(self, args: list[str], stdin: str | None = None) -> GitResult:
+        """git with every configuration source that could run code switched off, and a scrubbed environment."""
         home = Path(tempfile.gettempdir()) / "spec2ship-git-home"
         home.mkdir(exist_ok=True)
         env = {**{k: v for k, v in os.environ.items() if k in SAFE_ENV}, "HOME": str(home),
-               "XDG_CONFIG_HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-               "GIT_TERMINAL_PROMPT": "0"}
-        safe = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.pager=cat",
-                "-c", "diff.external=", "-c", "core.sshCommand=false"]
-        return subprocess.run(
-            ["git", *safe, *args], cwd=self.root, input=stdin, capture_output=True, text=True, check=False,
-            timeout=120, env=env,
-        )
+               "XDG_CONFIG_HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+        return Git(self.root, config=_HARDENED_GIT, base_env=env).run(*args, input=stdin, check=False)
 
     def changed_files(self) -> set[str]:
         status = self.git(["status", "--porcelain", "-z", "--untracked-files=all", "--no-renames"])

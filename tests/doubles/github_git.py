@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.forge.gitcli import Git
+
 BOT_ENV = {
     "GIT_AUTHOR_NAME": "GitHub",
     "GIT_AUTHOR_EMAIL": "noreply@github.com",
@@ -27,8 +29,11 @@ class GitFailed(RuntimeError):
     pass
 
 
-def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, data: bytes | None = None) -> str:
-    """Run git with no user or system configuration, so the machine's settings cannot leak in."""
+def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    """Run git with no user or system configuration, so the machine's settings cannot leak in.
+
+    (Bytes-level plumbing below, `cat-file` of binary blobs and the `http-backend` CGI, runs git directly.)
+    """
     full_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(cwd or Path.cwd()),
@@ -38,10 +43,10 @@ def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, 
         **BOT_ENV,
         **(env or {}),
     }
-    result = subprocess.run(["git", *args], cwd=cwd, env=full_env, input=data, capture_output=True, check=False)
-    if result.returncode != 0:
-        raise GitFailed(f"git {' '.join(args)} failed in {cwd}: {result.stderr.decode(errors='replace').strip()}")
-    return result.stdout.decode(errors="replace").strip()
+    result = Git(cwd or Path.cwd(), base_env=full_env).run(*args, check=False)
+    if not result.ok:
+        raise GitFailed(f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def create_bare(

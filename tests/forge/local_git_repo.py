@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+
+from workers.sample.repo import git as sample_git
 
 FIRST_FILES = {"README.md": "# demo\n", "app.py": "print('hello')\n"}
 
@@ -20,15 +21,8 @@ def isolate_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=Test User", "-c", "user.email=test@example.com", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, f"git {args} failed: {done.stderr}"
-    return done.stdout.strip()
+    """The sample's git (gitcli, as the demo author), its output stripped."""
+    return sample_git(cwd, *args).strip()
 
 
 def commit(cwd: Path, files: Mapping[str, str], message: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ def _isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    Git(repo).run("init", "-q", "-b", "main")
     (repo / "a.txt").write_text("a\n")
     Git(repo).as_bot().run("add", "a.txt")
     Git(repo).as_bot().run("commit", "-q", "-m", "first")
@@ -94,7 +93,8 @@ def test_bot_identity_beats_the_environment(repo: Path, monkeypatch: pytest.Monk
 
 def test_locating_variables_do_not_redirect_git(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     other = tmp_path / "other"
-    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    other.mkdir()
+    Git(other).run("init", "-q")
     monkeypatch.setenv("GIT_DIR", str(other / ".git"))
     assert Git(repo).out("log", "--format=%s") == "first"
 

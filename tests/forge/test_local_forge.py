@@ -13,6 +13,7 @@ import pytest
 from local_git_repo import commit, git, isolate_git
 
 from activities.forge.base import ForgeError
+from activities.forge.gitcli import Git
 from activities.forge.local import (
     CommentKind,
     LocalForge,
@@ -303,7 +304,7 @@ def test_delete_branch_removes_its_worktrees_and_is_idempotent(repo: Path, tmp_p
     forge.delete_branch("feature")
     forge.delete_branch("feature")
     assert not dest.exists()
-    assert subprocess.run(["git", "rev-parse", "--verify", "--quiet", "feature"], cwd=repo).returncode != 0
+    assert not Git(repo).run("rev-parse", "--verify", "--quiet", "feature", check=False).ok
     with pytest.raises(ForgeError, match="default branch"):
         forge.delete_branch("main")
     git(repo, "switch", "-q", "-c", "checked-out")

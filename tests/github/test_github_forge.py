@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from doubles.github_server import FakeGitHub
 from github_world import BOT, REPO, SPEC_BODY
 
 from activities.forge.base import ForgeError
+from activities.forge.gitcli import Git
 from activities.forge.github import EVIDENCE_MARKER, STATUS_CONTEXT, GitHubForge
 from contracts.forge import STATUS_LABELS, CommitStatus, MergeOutcome, PullRequest, PullRequestState, SpecSource
 
@@ -95,17 +95,10 @@ def test_clones_and_pushes_for_real_with_the_token_only_in_a_header(
 
 def test_the_git_endpoint_refuses_requests_without_a_token(fake: FakeGitHub, token: str, tmp_path: Path) -> None:
     env = {"PATH": os.environ["PATH"], "GIT_TERMINAL_PROMPT": "0", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
-    anonymous = subprocess.run(
-        ["git", "ls-remote", f"{fake.url}/{REPO}.git"], env=env, capture_output=True, text=True, check=False
-    )
+    anonymous = Git(tmp_path, base_env=env).run("ls-remote", f"{fake.url}/{REPO}.git", check=False)
     wrong = "Authorization: Basic " + base64.b64encode(b"x-access-token:ghp_wrong").decode()
-    forged = subprocess.run(
-        ["git", "-c", f"http.extraHeader={wrong}", "ls-remote", f"{fake.url}/{REPO}.git"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    forged = Git(tmp_path, config={"http.extraHeader": wrong}, base_env=env).run(
+        "ls-remote", f"{fake.url}/{REPO}.git", check=False)
 
     assert anonymous.returncode != 0
     assert forged.returncode != 0

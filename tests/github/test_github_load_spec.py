@@ -4,7 +4,6 @@ non-retryable `InvalidSpec`; the local path (inline specs, files) is unchanged."
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from activities.forge.local import LocalForge
 from activities.forge.registry import close_forges
 from contracts.forge import ForgeKind, LoadedSpec, LoadSpecInput, RepoRef, SpecSource
 from specs.models import AutonomyLevel
+from workers.sample.repo import git
 
 UNTITLED = """---
 spec: 1
@@ -102,11 +102,10 @@ def test_a_pull_request_number_is_not_a_spec(fake: FakeGitHub, github: RepoRef, 
 def test_the_local_path_is_unchanged(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    git(repo, "init", "-q", "-b", "main")
     (repo / "README.md").write_text("# r\n")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(repo)]
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "first")
     ref = RepoRef(kind=ForgeKind.local, location=str(repo))
     text = UNTITLED.replace("---\nThe README", "---\n# Health docs\nThe README")
     loaded = load(ref, SpecSource(kind="inline", text=text, path="health.md"))

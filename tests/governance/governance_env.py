@@ -14,13 +14,13 @@ import hashlib
 import os
 import shutil
 import socket
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from activities.forge.gitcli import Git
 from contracts.agents import Role
 from contracts.workspace import ToolGrant
 from rules.gateway.paths import forbidden, matches
@@ -45,9 +45,8 @@ def leak_forms(secret: str) -> list[str]:
 
 
 def git(root: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True,
-                            env={**os.environ, **GIT_ENV})
-    return result.stdout
+    """git as the sample's author, isolated from the machine's own git configuration."""
+    return Git(root, base_env={**os.environ, **GIT_ENV}).run(*args).stdout
 
 
 def build_repo(root: Path, canary: str) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import os
-import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from governance_env import ALLOWED, build_repo, canary_listener, coder_grant, git, new_canary, processes_with
 
+from activities.forge.gitcli import Git
 from activities.workspace import sandbox
 from activities.workspace.dispatch import OUTPUT_CAP, execute
 from activities.workspace.sandbox import Confinement, SandboxUnavailable, choose
@@ -363,8 +363,7 @@ def test_a_worktree_keeps_its_shared_git_folder_safe(mode: str, repo: Path, tmp_
     assert ("blocked" in result.output) if mode == "bubblewrap" else bool(result.reverted), result.output
     assert sorted(p.name for p in hooks.iterdir()) == before
     assert (repo / ".git" / "config").read_text() == config
-    status = subprocess.run(["git", "status", "--short"], cwd=worktree, capture_output=True, text=True, check=True)
-    assert status.returncode == 0
+    assert Git(worktree).run("status", "--short").ok
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from activities.agents.cli_agent import CliAgent, CliAgentError
 from activities.agents.registry import ModelEntry, ProviderKind
+from workers.sample.repo import git
 
 FAKE_AGENT = r'''
 import os, subprocess, sys, time
@@ -44,10 +44,6 @@ if mode == "hang":
     print("working...", flush=True)
     time.sleep(300)
 '''
-
-
-def git(workspace: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=workspace, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture

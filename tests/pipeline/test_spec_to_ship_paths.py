@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from pipeline_harness import running_workers, start_run, wait_for_decision
 from temporalio.client import Client, WorkflowUpdateFailedError
 
+from activities.forge.gitcli import Git
 from activities.forge.local import list_pull_requests
 from contracts.agents import AgentChoice
 from contracts.budget import BudgetConfig
@@ -20,7 +20,7 @@ from contracts.names import APPROVE, REJECT, REQUEST_CHANGES
 from contracts.runs import HumanAction, RunState, RunStatus, StageRecord
 from contracts.workspace import ToolCallRecord
 from workers.cli_budget import configure_budget
-from workers.sample.repo import APP_V1, build_sample
+from workers.sample.repo import APP_V1, build_sample, git
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +40,11 @@ def _patch(tmp_path: Path, old: str, new: str, name: str = "change.diff", path: 
 
 
 def _branches(repo: Path) -> list[str]:
-    out = subprocess.run(["git", "branch", "--format=%(refname:short)"], cwd=repo, capture_output=True, text=True)
-    return out.stdout.split()
+    return git(repo, "branch", "--format=%(refname:short)").split()
 
 
 def _main_file(repo: Path, path: str) -> str:
-    return subprocess.run(["git", "show", f"main:{path}"], cwd=repo, capture_output=True, text=True).stdout
+    return Git(repo).run("show", f"main:{path}", check=False).stdout
 
 
 async def test_l5_change_merges_with_evidence(dev_client: Client, task_queue: str, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ other; histories recorded before the patch still replay (tests/pipeline/test_rep
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -49,8 +48,6 @@ async def test_secret_copies_refused_by_the_tool_stop_the_run(dev_client: Client
     assert status.state is RunState.failed
     assert any("stopped after 8 denied tool calls" in reason for reason in status.reasons), status.reasons
     assert [record.status.value for record in audit] == ["denied"] * 8
-    branches = subprocess.run(["git", "branch", "--format=%(refname:short)"], cwd=paths["repo"],
-                              capture_output=True, text=True).stdout.split()
+    branches = git(paths["repo"], "branch", "--format=%(refname:short)").split()
     assert branches == ["main"], "nothing of the refused change may be left behind"
-    holding = subprocess.run(["git", "grep", "-l", CANARY, "main"], cwd=paths["repo"], capture_output=True, text=True)
-    assert holding.stdout.split() == ["main:.env"]
+    assert git(paths["repo"], "grep", "-l", CANARY, "main").split() == ["main:.env"]

@@ -24,7 +24,7 @@ from activities.forge.local import list_pull_requests
 from contracts.agents import AgentChoice
 from contracts.runs import RunState, RunStatus
 from workers.runs import start_run
-from workers.sample.repo import build_sample
+from workers.sample.repo import build_sample, git
 
 pytestmark = pytest.mark.slow
 MARKER = "SPEC2SHIP_PREVIEW_ID"
@@ -83,8 +83,7 @@ async def test_killed_worker_mid_preview_run_still_merges_once(dev_env: Workflow
     assert status.state is RunState.merged, (status.reasons, log.read_text()[-3000:])
     pulls = list_pull_requests(paths["repo"])
     assert len(pulls) == 1 and pulls[0].state == "merged"
-    merges = subprocess.run(["git", "log", "--merges", "--oneline", "main"], cwd=paths["repo"], capture_output=True,
-                            text=True).stdout.splitlines()
+    merges = git(paths["repo"], "log", "--merges", "--oneline", "main").splitlines()
     assert len(merges) == 1, merges
     assert _preview_processes() == []
     assert not list((data / ".spec2ship" / "previews").glob("*.json"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from workers.sample.repo import git
 
 PY = sys.executable
 
@@ -62,38 +63,25 @@ class AppRepo:
     broken: str  # head sha whose app answers /hello with 500
 
     def worktrees(self) -> list[str]:
-        out = subprocess.run(
-            ["git", "-C", str(self.path), "worktree", "list", "--porcelain"], capture_output=True, text=True, check=True
-        ).stdout
+        out = git(self.path, "worktree", "list", "--porcelain")
         return [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("worktree ")]
-
-
-def _git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env).stdout
 
 
 def make_app_repo(tmp_path: Path) -> AppRepo:
     """Two commits: `good` (the app answers /hello with 200) and `broken` (500)."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     (repo / "app.py").write_text(APP)
     (repo / "never.py").write_text(NEVER_READY)
     (repo / "crash.py").write_text(CRASH)
     (repo / "mode.txt").write_text("good\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "good app")
-    good = _git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "good app")
+    good = git(repo, "rev-parse", "HEAD").strip()
     (repo / "mode.txt").write_text("broken\n")
-    _git(repo, "commit", "-q", "-am", "break it")
-    broken = _git(repo, "rev-parse", "HEAD").strip()
+    git(repo, "commit", "-q", "-am", "break it")
+    broken = git(repo, "rev-parse", "HEAD").strip()
     return AppRepo(path=repo, good=good, broken=broken)
 
 

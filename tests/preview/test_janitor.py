@@ -16,6 +16,7 @@ from activities.preview.local import LocalPreviewBackend
 from contracts.evidence import CheckStatus
 from contracts.preview import PreviewRequest
 from specs.models import AcceptanceCriterion
+from workers.sample.repo import git
 
 
 class Leftovers:
@@ -41,10 +42,7 @@ class Leftovers:
         record = record.model_copy(update={"owner_pid": owner})
         if process is not None:
             record = record.model_copy(update={"pid": process.pid, "pgid": process.pid})
-        subprocess.run(
-            ["git", "-C", str(self.repo.path), "worktree", "add", "-q", "--detach", record.worktree, self.repo.good],
-            check=True,
-        )
+        git(self.repo.path, "worktree", "add", "-q", "--detach", record.worktree, self.repo.good)
         Path(record.log_path).write_text("log\n")
         write_record(self.previews, record)
         return record

@@ -6,11 +6,12 @@ shared service name would query a ledger whose queue nobody polls once that modu
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from pathlib import Path
 
 import yaml
+
+from workers.sample.repo import git
 
 
 def own_service(paths: dict[str, Path], kind: str = "feature", level: str = "L5") -> tuple[str, Path]:
@@ -22,7 +23,7 @@ def own_service(paths: dict[str, Path], kind: str = "feature", level: str = "L5"
     policy = yaml.safe_load(policy_file.read_text())
     policy["services"][service] = {"autonomy": level}
     policy_file.write_text(yaml.safe_dump(policy, sort_keys=False))
-    subprocess.run(["git", "commit", "-qam", f"policy for {service}"], cwd=repo, check=True)
+    git(repo, "commit", "-qam", f"policy for {service}")
     text = paths["greet-by-name.md"].read_text()
     assert "service: greeter\n" in text and "kind: feature\n" in text, "the sample spec changed: update this helper"
     spec = paths["greet-by-name.md"].with_name(f"{service}.md")

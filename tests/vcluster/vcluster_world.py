@@ -6,8 +6,6 @@ decoy that plays whatever a wrongly chosen Service would reach, and a git reposi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +27,7 @@ from activities.preview.vcluster.kube import KubeApi
 from activities.preview.vcluster.naming import PreviewIdentity
 from contracts.preview import PreviewRequest
 from specs.models import AcceptanceCriterion, HttpCheck, PreviewConfig
+from workers.sample.repo import git
 
 SCHEMAS = Path(__file__).parent / "schemas"
 IMAGE = "ghcr.io/acme/inventory:{sha}"
@@ -91,12 +90,6 @@ def _answering(text: str, hits: list[str]) -> Starlette:
         return PlainTextResponse(text)
 
     return Starlette(routes=[Route("/healthz", health), Route("/items", items)])
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com"}
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env).stdout
 
 
 def make_repo(root: Path, manifests: dict[str, str] | None = None) -> tuple[Path, str]:

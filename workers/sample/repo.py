@@ -7,11 +7,12 @@ specs in the spec language, scripted model turns and a unified diff.
 from __future__ import annotations
 
 import difflib
-import subprocess
 import textwrap
 from pathlib import Path
 
 import yaml
+
+from activities.forge.gitcli import Git
 
 APP_V1 = '''\
 """greeter: a tiny HTTP service used by the spec2ship demo."""
@@ -233,12 +234,14 @@ CODER_VERSION = {
 }
 
 
+DEMO_IDENTITY = {"user.name": "demo", "user.email": "demo@spec2ship.local"}
+# The machine's own git settings must not change what the sample is (a global gpgsign would fail it).
+SAMPLE_CONFIG = {"commit.gpgsign": "false", "tag.gpgsign": "false"}
+
+
 def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", "-c", "user.name=demo", "-c", "user.email=demo@spec2ship.local", *args],
-        cwd=repo, capture_output=True, text=True, check=True,
-    )
-    return result.stdout
+    """git in the sample repository as its demo author (tests use it for their own repositories too)."""
+    return Git(repo, config=SAMPLE_CONFIG, identity=DEMO_IDENTITY).run(*args).stdout
 
 
 def build_sample(folder: Path) -> dict[str, Path]:

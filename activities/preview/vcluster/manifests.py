@@ -8,15 +8,14 @@ deployable elsewhere (kustomize's `images:` rule, without kustomize).
 
 from __future__ import annotations
 
-import io
 import os
-import subprocess
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel
+
+from activities.forge.gitcli import Git, GitError
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 _MAX_BYTES = 4 * 1024 * 1024  # manifests, not data: a larger folder is a mistake worth a clear message
@@ -80,28 +79,25 @@ def files_on_disk(repo: Path, folder: str) -> dict[str, str]:
 
 def files_at_commit(repo: Path, sha: str, folder: str) -> dict[str, str]:
     """Manifest files under `folder` as they are in commit `sha`, whatever the working tree holds."""
-    result = subprocess.run(
-        ["git", "-C", str(repo), "archive", "--format=tar", sha, "--", folder],
-        capture_output=True,
-        timeout=_GIT_TIMEOUT_S,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-        check=False,
-    )
-    if result.returncode != 0:
-        stderr = result.stderr.decode("utf-8", errors="replace").strip()
-        raise ManifestError(f"preview.manifests {folder!r} could not be read from commit {sha[:12]}: {stderr}")
-    found: dict[str, str] = {}
-    total = 0
-    with tarfile.open(fileobj=io.BytesIO(result.stdout)) as archive:
-        for member in sorted(archive.getmembers(), key=lambda m: m.name):
-            if not member.isfile() or not member.name.endswith(_SUFFIXES):
+    git = Git(repo, timeout_s=_GIT_TIMEOUT_S)
+    try:
+        listing = git.run("ls-tree", "-r", "-z", "--long", sha, "--", folder)
+        found: dict[str, str] = {}
+        total = 0
+        for entry in sorted(item for item in listing.stdout.split("\0") if item):
+            meta, name = entry.split("\t", 1)
+            _mode, kind, blob, size = meta.split()
+            if kind != "blob" or not name.endswith(_SUFFIXES):
                 continue
-            total += member.size
+            total += int(size)
             if total > _MAX_BYTES:
                 raise ManifestError(f"preview.manifests {folder!r} holds more than {_MAX_BYTES} bytes of manifests")
-            handle = archive.extractfile(member)
-            if handle is not None:
-                found[member.name] = _text(member.name, handle.read())
+            text = git.run("cat-file", "blob", blob).stdout
+            if "\ufffd" in text:
+                raise ManifestError(f"{name}: not UTF-8 text")
+            found[name] = text
+    except GitError as error:
+        raise ManifestError(f"preview.manifests {folder!r} could not be read from commit {sha[:12]}: {error}") from None
     return found
 
 
