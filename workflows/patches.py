@@ -23,27 +23,29 @@ class Patch:
     workflow: str
     why: str
     added: date
-    # Committed histories (tests/pipeline/histories/) recorded before the patch: they take the old branch.
+    # Committed histories (tests/pipeline/histories/) of the workflow, recorded before the patch: no marker,
+    # so they replay the old way.
     before: tuple[str, ...]
-    # Committed histories recorded with the patch's marker: they take the new branch.
-    after: tuple[str, ...] = ()
+    # A committed history recorded with the patch's marker (tests/pipeline/record_patch_histories.py): it
+    # replays the new branch.
+    after: str
 
 
 COUNT_TOOL_DENIALS = Patch(
     id="count-tool-denials", workflow="AgentRun", added=date(2026, 11, 21),
     why="the tool activity's own refusals (a symlink onto a secret, a glob onto one) count toward max_denials",
-    before=("l5-merged.agent-coder-0-4",))
+    before=("l5-merged.agent-coder-0-4",), after="patch-count-tool-denials.agent-coder-0-4")
 OFFER_MCP_TOOLS = Patch(
     id="offer-mcp-tools", workflow="AgentRun", added=date(2026, 11, 21),
     why="agents are offered the MCP tools the worker's configuration grants their role (one more activity)",
-    before=("l5-merged.agent-coder-0-4", "l5-merged.agent-reviewer-0-9"))
+    before=("l5-merged.agent-coder-0-4", "l5-merged.agent-reviewer-0-9"), after="patch-offer-mcp-tools.agent-coder-0-4")
 CLI_AGENT_CODER = Patch(
     id="cli-agent-coder", workflow="AgentRun", added=date(2026, 11, 21),
     why="a coder whose registry entry is a CLI agent runs as one heartbeating activity",
-    before=("l5-merged.agent-coder-0-4",))
+    before=("l5-merged.agent-coder-0-4",), after="patch-cli-agent-coder.agent-coder-0-4")
 TELL_ISSUE_NO_CODER = Patch(
     id="tell-issue-no-coder", workflow="SpecToShip", added=date(2026, 11, 21),
     why="a run started from an issue with no coder configured says so on the issue before it fails",
-    before=("l5-merged", "rejected"))
+    before=("l5-merged", "rejected"), after="patch-tell-issue-no-coder")
 
 REGISTER: list[Patch] = [COUNT_TOOL_DENIALS, OFFER_MCP_TOOLS, CLI_AGENT_CODER, TELL_ISSUE_NO_CODER]

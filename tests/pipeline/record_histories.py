@@ -31,7 +31,7 @@ from workers.temporal_client import find_binary
 OUT = Path(__file__).parent / "histories"
 
 
-async def _save(client: Client, workflow_id: str, name: str) -> None:
+async def save(client: Client, workflow_id: str, name: str) -> None:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     (OUT / f"{name}.json").write_text(json.dumps({"workflow_id": workflow_id, "history": json.loads(history.to_json())},
                                                  indent=1))
@@ -56,7 +56,7 @@ async def main() -> None:
                 coder=f"scripted:{paths['coder-greet.yaml']}", reviewer=f"scripted:{paths['reviewer-approve.yaml']}",
                 judge=f"scripted:{paths['judge-fallback.yaml']}"))
             await handle.result()
-            await _save(env.client, handle.id, "l5-merged")
+            await save(env.client, handle.id, "l5-merged")
 
             paths = build_sample(tmp / "b")
             handle = await start_run(env.client, queue, paths["repo"], paths["document-hello.md"],
@@ -64,7 +64,7 @@ async def main() -> None:
             await wait_for_decision(handle)
             await handle.execute_update(APPROVE, HumanAction(actor="alice", reason="recorded"))
             await handle.result()
-            await _save(env.client, handle.id, "l3-approved")
+            await save(env.client, handle.id, "l3-approved")
 
             paths = build_sample(tmp / "c")
             patch = tmp / "shout.diff"
@@ -74,7 +74,7 @@ async def main() -> None:
             handle = await start_run(env.client, queue, paths["repo"], paths["shout.md"],
                                      AgentChoice(coder=f"patch:{patch}"))
             await handle.result()
-            await _save(env.client, handle.id, "rejected")
+            await save(env.client, handle.id, "rejected")
     finally:
         await env.shutdown()
 
