@@ -10,8 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.gate import Policy
-from rules.policy import POLICY_PATH
+from contracts.gate import POLICY_PATH, Policy
 from specs.models import Spec
 
 

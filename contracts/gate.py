@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.evidence import CriterionResult, ReviewResult
 from specs.models import AutonomyLevel
 
+POLICY_PATH = ".spec2ship/policy.yaml"
+
 
 class Decision(StrEnum):
     merge = "merge"

@@ -9,10 +9,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from contracts.gate import Policy
+from contracts.gate import POLICY_PATH, Policy
 from rules.protected import opt_out_refusal
 
-POLICY_PATH = ".spec2ship/policy.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

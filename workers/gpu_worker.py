@@ -41,10 +41,10 @@ from activities.agents.hf_local import (
     require_gpu_extra,
 )
 from activities.agents.model_activities import provider_failure
+from activities.agents.observed import observed_complete
 from activities.agents.registry import ConfigError, Price, ProviderKind, UnknownModelError, load_registry
 from activities.config import DEFAULT_GPU_QUEUE
 from activities.config import data_dir as default_data_dir
-from activities.telemetry.genai import observed_complete
 from contracts.activities import ModelCalls
 from contracts.agents import ModelRequest, ModelTurn
 from workers.health import DEFAULT_SHUTDOWN_GRACE_S, HealthPortOpt, ShutdownGraceOpt, serving_health

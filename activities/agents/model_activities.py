@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agents.base import Provider, ProviderError
+from activities.agents.observed import observed_complete
 from activities.agents.providers import resolve_provider
 from activities.agents.registry import (
     ConfigError,
@@ -30,7 +31,6 @@ from activities.agents.registry import (
     load_registry,
 )
 from activities.config import data_dir, default_model, task_queue
-from activities.telemetry.genai import observed_complete
 from contracts.activities import ModelCalls, Planning
 from contracts.agents import AgentPlan, ModelChoice, ModelRequest, ModelTurn, PlanAgentsInput, Role, is_builtin
 from contracts.names import MODEL_STATS, model_evidence_id

@@ -30,7 +30,8 @@ from contracts.forge import (
     RepoRef,
     SpecSource,
 )
-from rules.policy import POLICY_PATH, PolicyError, parse_policy
+from contracts.gate import POLICY_PATH
+from rules.policy import PolicyError, parse_policy
 from specs.parser import SpecError, parse_issue_body, parse_spec
 
 

@@ -1,6 +1,6 @@
 """OpenTelemetry set-up, GenAI spans and metrics, and the per-call cost ledger."""
 
-from activities.telemetry.genai import model_call_span, observed_complete, tool_call_span
+from activities.telemetry.genai import model_call_span, tool_call_span
 from activities.telemetry.setup import (
     Telemetry,
     current_telemetry,
@@ -20,7 +20,6 @@ __all__ = [
     "append_usage",
     "current_telemetry",
     "model_call_span",
-    "observed_complete",
     "process_telemetry",
     "read_usage",
     "setup_telemetry",

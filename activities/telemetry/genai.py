@@ -17,7 +17,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -28,11 +27,7 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from temporalio import activity
 
-from activities.agents.base import Provider, ProviderError
-from activities.agents.pricing import cost_usd
-from activities.agents.registry import Price
 from activities.telemetry.setup import INSTRUMENTATION_NAME, Telemetry, current_telemetry
-from activities.telemetry.usage_log import UsageRecord, append_usage
 from contracts.agents import Attribution, Message, ModelRequest, ModelTurn, Role
 
 Redactor = Callable[[str], str]
@@ -277,34 +272,6 @@ def tool_call_span(
 
 
 def _error_type(err: BaseException) -> str:
-    if isinstance(err, ProviderError):
-        return err.error_type
-    return type(err).__qualname__
-
-
-async def observed_complete(
-    provider: Provider,
-    request: ModelRequest,
-    *,
-    request_model: str | None = None,
-    price: Price | None = None,
-    data_dir: Path | None = None,
-    telemetry: Telemetry | None = None,
-    redact: Redactor | None = None,
-) -> ModelTurn:
-    """One model call with everything around it: span, metrics, cost (from `price`) and a usage record.
-
-    The convenience the `call_model` activity uses; each piece is also available on its own.
-    `price` is a registry `Price`; when given and the provider left `cost_usd` at 0, it is priced here.
-    """
-    with model_call_span(request, provider.name, request_model=request_model, telemetry=telemetry,
-                         redact=redact) as recorder:
-        turn = await provider.complete(request)
-        if not turn.provider:
-            turn.provider = provider.name
-        if price is not None and not turn.cost_usd:
-            turn.cost_usd = cost_usd(turn.usage, price)
-        recorder.record(turn)
-    if data_dir is not None:
-        append_usage(data_dir, UsageRecord.from_turn(request, turn))
-    return turn
+    """A provider error's own type (`rate_limit`, `auth`, ...), else the exception's class."""
+    kind = getattr(err, "error_type", None)
+    return kind if isinstance(kind, str) else type(err).__qualname__

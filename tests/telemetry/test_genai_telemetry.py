@@ -26,13 +26,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.agents.base import ProviderError
+from activities.agents.observed import observed_complete
 from activities.agents.openai_compat import OpenAICompatProvider
 from activities.agents.registry import ModelEntry, Price, ProviderKind
 from activities.telemetry.genai import (
     DURATION_BUCKETS,
     TOKEN_USAGE_BUCKETS,
     model_call_span,
-    observed_complete,
     tool_call_span,
 )
 from activities.telemetry.setup import Telemetry, setup_telemetry, temporal_tracing_interceptor

@@ -1,0 +1,41 @@
+"""A model call with its telemetry: the GenAI span and metrics, the price, and the usage record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from activities.agents.base import Provider
+from activities.agents.pricing import cost_usd
+from activities.agents.registry import Price
+from activities.telemetry.genai import Redactor, model_call_span
+from activities.telemetry.setup import Telemetry
+from activities.telemetry.usage_log import UsageRecord, append_usage
+from contracts.agents import ModelRequest, ModelTurn
+
+
+async def observed_complete(
+    provider: Provider,
+    request: ModelRequest,
+    *,
+    request_model: str | None = None,
+    price: Price | None = None,
+    data_dir: Path | None = None,
+    telemetry: Telemetry | None = None,
+    redact: Redactor | None = None,
+) -> ModelTurn:
+    """One model call with everything around it: span, metrics, cost (from `price`) and a usage record.
+
+    The convenience the `call_model` activity uses; each piece is also available on its own.
+    `price` is a registry `Price`; when given and the provider left `cost_usd` at 0, it is priced here.
+    """
+    with model_call_span(request, provider.name, request_model=request_model, telemetry=telemetry,
+                         redact=redact) as recorder:
+        turn = await provider.complete(request)
+        if not turn.provider:
+            turn.provider = provider.name
+        if price is not None and not turn.cost_usd:
+            turn.cost_usd = cost_usd(turn.usage, price)
+        recorder.record(turn)
+    if data_dir is not None:
+        append_usage(data_dir, UsageRecord.from_turn(request, turn))
+    return turn
