@@ -11,10 +11,12 @@ It runs the decision paths on a fresh dev server and writes one JSON file per wo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import json
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pipeline_harness import running_workers, start_run, wait_for_decision
@@ -42,7 +44,9 @@ async def save(client: Client, workflow_id: str, name: str) -> None:
             json.dumps({"workflow_id": child.id, "history": json.loads(child_history.to_json())}, indent=1))
 
 
-async def main() -> None:
+@contextlib.asynccontextmanager
+async def recording() -> AsyncIterator[tuple[Client, str, Path]]:
+    """A fresh dev server with workers on a new queue: (client, queue, a scratch folder)."""
     OUT.mkdir(exist_ok=True)
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(find_binary("temporal")), data_converter=pydantic_data_converter,
@@ -51,32 +55,37 @@ async def main() -> None:
     queue = f"record-{uuid.uuid4()}"
     try:
         async with running_workers(env.client, tmp / "data", queue):
-            paths = build_sample(tmp / "a")
-            handle = await start_run(env.client, queue, paths["repo"], paths["greet-by-name.md"], AgentChoice(
-                coder=f"scripted:{paths['coder-greet.yaml']}", reviewer=f"scripted:{paths['reviewer-approve.yaml']}",
-                judge=f"scripted:{paths['judge-fallback.yaml']}"))
-            await handle.result()
-            await save(env.client, handle.id, "l5-merged")
-
-            paths = build_sample(tmp / "b")
-            handle = await start_run(env.client, queue, paths["repo"], paths["document-hello.md"],
-                                     AgentChoice(coder=f"scripted:{paths['coder-docs.yaml']}"))
-            await wait_for_decision(handle)
-            await handle.execute_update(APPROVE, HumanAction(actor="alice", reason="recorded"))
-            await handle.result()
-            await save(env.client, handle.id, "l3-approved")
-
-            paths = build_sample(tmp / "c")
-            patch = tmp / "shout.diff"
-            patch.write_text("".join(difflib.unified_diff(
-                APP_V1.splitlines(True), APP_V1.replace('"Hello, world"', '"HELLO"').splitlines(True),
-                "a/greeter/app.py", "b/greeter/app.py")))
-            handle = await start_run(env.client, queue, paths["repo"], paths["shout.md"],
-                                     AgentChoice(coder=f"patch:{patch}"))
-            await handle.result()
-            await save(env.client, handle.id, "rejected")
+            yield env.client, queue, tmp
     finally:
         await env.shutdown()
+
+
+async def main() -> None:
+    async with recording() as (client, queue, tmp):
+        paths = build_sample(tmp / "a")
+        handle = await start_run(client, queue, paths["repo"], paths["greet-by-name.md"], AgentChoice(
+            coder=f"scripted:{paths['coder-greet.yaml']}", reviewer=f"scripted:{paths['reviewer-approve.yaml']}",
+            judge=f"scripted:{paths['judge-fallback.yaml']}"))
+        await handle.result()
+        await save(client, handle.id, "l5-merged")
+
+        paths = build_sample(tmp / "b")
+        handle = await start_run(client, queue, paths["repo"], paths["document-hello.md"],
+                                 AgentChoice(coder=f"scripted:{paths['coder-docs.yaml']}"))
+        await wait_for_decision(handle)
+        await handle.execute_update(APPROVE, HumanAction(actor="alice", reason="recorded"))
+        await handle.result()
+        await save(client, handle.id, "l3-approved")
+
+        paths = build_sample(tmp / "c")
+        patch = tmp / "shout.diff"
+        patch.write_text("".join(difflib.unified_diff(
+            APP_V1.splitlines(True), APP_V1.replace('"Hello, world"', '"HELLO"').splitlines(True),
+            "a/greeter/app.py", "b/greeter/app.py")))
+        handle = await start_run(client, queue, paths["repo"], paths["shout.md"],
+                                 AgentChoice(coder=f"patch:{patch}"))
+        await handle.result()
+        await save(client, handle.id, "rejected")
 
 
 if __name__ == "__main__":

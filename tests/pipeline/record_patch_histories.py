@@ -13,25 +13,21 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import tempfile
 import textwrap
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import yaml
-from pipeline_harness import running_workers, start_run, wait_for_decision
-from record_histories import OUT, save
+from pipeline_harness import start_run, wait_for_decision
+from record_histories import OUT, recording, save
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from contracts.agents import AgentChoice
 from contracts.forge import ForgeKind, RepoRef, SpecSource
-from contracts.names import APPROVE, REJECT, SEARCH_ATTRIBUTE_KEYS, SPEC_TO_SHIP
+from contracts.names import APPROVE, REJECT, SPEC_TO_SHIP
 from contracts.runs import HumanAction, RunStatus, SpecToShipInput
 from workers.sample.repo import build_sample, git
-from workers.temporal_client import find_binary
 
 Scenario = Callable[[Client, str, Path], Awaitable[str]]
 
@@ -115,20 +111,12 @@ async def main(names: list[str]) -> None:
     unknown = [name for name in names if name not in SCENARIOS]
     if unknown or not names:
         raise SystemExit(f"name one or more patches to record: {', '.join(SCENARIOS)}")
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(find_binary("temporal")), data_converter=pydantic_data_converter,
-        search_attributes=SEARCH_ATTRIBUTE_KEYS, dev_server_log_level="error")
-    tmp = Path(tempfile.mkdtemp())
-    queue = f"record-{uuid.uuid4()}"
-    try:
-        async with running_workers(env.client, tmp / "data", queue):
-            for name in names:
-                (tmp / name).mkdir(parents=True)
-                workflow_id = await SCENARIOS[name](env.client, queue, tmp / name)
-                await save(env.client, workflow_id, f"patch-{name}")
-                print(f"recorded {name}: {sorted(p.name for p in OUT.glob(f'patch-{name}*.json'))}")
-    finally:
-        await env.shutdown()
+    async with recording() as (client, queue, tmp):
+        for name in names:
+            (tmp / name).mkdir(parents=True)
+            workflow_id = await SCENARIOS[name](client, queue, tmp / name)
+            await save(client, workflow_id, f"patch-{name}")
+            print(f"recorded {name}: {sorted(p.name for p in OUT.glob(f'patch-{name}*.json'))}")
 
 
 if __name__ == "__main__":
