@@ -12,8 +12,10 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -89,37 +91,49 @@ def ratio(numerator: float, denominator: float) -> float:
 
 
 class LogTally(logging.Handler):
-    """Counts warnings and errors the workers log, instead of printing hundreds of tracebacks.
-
-    A benchmark reports the most frequent ones: a flood of the same failure is a finding, not noise.
-    """
+    """Counts warnings and errors the workers and the SDK's core log, instead of printing hundreds of
+    tracebacks: a flood of the same failure is a finding, and the benchmark reports it."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
         self.counts: Counter[str] = Counter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            text = f"{text}: {type(error).__name__}: {error}"
-        self.counts[" ".join(text.split())[:160]] += 1
+        core = getattr(record, "temporal_log", None)
+        if core is not None:  # forwarded from the SDK's core (client retries, task completion)
+            fields = core.fields or {}
+            text = f"core: {core.message} {fields.get('error', '')}"
+        else:
+            text = re.sub(r"\s*\(\{.*\}\)", "", record.getMessage())  # the SDK's dict of activity details
+            if record.exc_info and record.exc_info[1] is not None:
+                error = record.exc_info[1]
+                text = f"{text}: {type(error).__name__}: {error}"
+        text = re.sub(r"retried \d+ times", "retried N times", " ".join(text.split()))
+        self.counts[text[:240]] += 1
 
-    def matching(self, needle: str) -> int:
-        return sum(count for text, count in self.counts.items() if needle in text)
+    def matching(self, *needles: str) -> int:
+        return sum(count for text, count in self.counts.items() if any(n in text for n in needles))
 
     def top(self, n: int = 5) -> dict[str, int]:
         return dict(self.counts.most_common(n))
 
 
 def tally_logs() -> LogTally:
-    """Route every logger's warnings into a tally (and nowhere else)."""
+    """Route every logger's warnings, the SDK core's included, into a tally (and nowhere else).
+
+    Call before the first Temporal client is made: the core's logging is set with the runtime."""
+    from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
     tally = LogTally()
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.addHandler(tally)
     root.setLevel(logging.WARNING)
+    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"), forwarding=forwarding))),
+        error_if_already_set=False)
     return tally
 
 
@@ -130,16 +144,24 @@ def spread(values: Iterable[float]) -> dict[str, float]:
             "max": rounded(max(items, default=0.0)), "n": len(items)}
 
 
+SERVER_LOG = Path(tempfile.gettempdir()) / "spec2ship-bench-temporal.log"
+
+
 @contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Processes started inside this block write their stdout to our stderr (the dev server prints a
-    banner on its stdout, which would break the one JSON object --json promises on ours)."""
+def output_to_log(path: Path = SERVER_LOG) -> Iterator[None]:
+    """Processes started inside this block write their stdout and stderr to `path`: the dev server
+    prints a banner (which would break the one JSON object --json promises on stdout) and logs every
+    refused request at error level (hundreds under load; the benchmarks count them client side)."""
     sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)

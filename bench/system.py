@@ -33,7 +33,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from bench.common import stdout_to_stderr
+from bench.common import output_to_log
 
 ROOT = Path(__file__).resolve().parent.parent
 for _folder in (ROOT, ROOT / "tests"):  # the project, and the test doubles under tests/
@@ -86,7 +86,7 @@ def temporal_binary() -> str:
 
 async def start_server(extra_args: Sequence[str] = ()) -> WorkflowEnvironment:
     """A fresh dev server, as the tests start one: the project's converter and search attributes."""
-    with stdout_to_stderr():
+    with output_to_log():
         return await WorkflowEnvironment.start_local(
             dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter,
             search_attributes=SEARCH_ATTRIBUTE_KEYS, dev_server_log_level="error",
@@ -264,16 +264,20 @@ async def give_team_budget(client: Client, queue: str, team: str, tokens: int) -
     await configure_budget(client, team, BudgetConfig(tokens=tokens, period=BudgetPeriod.month), queue=queue)
 
 
-def idle_run(folder: Path, team: str, tokens: int) -> tuple[Sample, Path, AgentChoice]:
-    """A run that is cheap once admitted: its coder answers at once and changes nothing, so the run
-    ends (abandoned: no change) after admission, a workspace and one model call."""
+def idle_runs(folder: Path, team: str, tokens: int, count: int) -> tuple[Sample, list[Path], AgentChoice]:
+    """`count` specs of one team on one repository, each cheap once admitted: the coder answers at once
+    and changes nothing, so a run ends (abandoned: no change) after admission, a workspace and one
+    model call. Distinct titles, because a run's branch is named after its spec."""
     made = sample(folder)
     script = folder / "coder-idle.yaml"
     script.write_text(yaml.safe_dump({"model": "scripted-idle", "turns": [
         {"content": "Nothing to do.", "usage": {"input_tokens": 100, "output_tokens": 5}}]}, sort_keys=False))
-    spec = folder / "idle.md"
-    spec.write_text(_spec_text("Idle change", team, tokens))
-    return made, spec, AgentChoice(coder=f"scripted:{script}")
+    specs = []
+    for n in range(count):
+        spec = folder / f"idle-{n}.md"
+        spec.write_text(_spec_text(f"Idle change {n}", team, tokens))
+        specs.append(spec)
+    return made, specs, AgentChoice(coder=f"scripted:{script}")
 
 
 @dataclass
