@@ -106,7 +106,8 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
         try:
             queue = f"bench-{uuid.uuid4().hex[:8]}"
             async with system.spec2ship_workers(env.client, scratch / "data", queue):
-                await one(env.client, queue, scratch, 2)  # warm-up: first-call imports are not a step's cost
+                if size != "smoke":  # warm-up: first-call imports are not a step's cost
+                    await one(env.client, queue, scratch, 2)
                 found: dict[int, AgentFigures] = {}
                 for _ in range(repeats):  # the fastest of the repeats counts; history size does not vary
                     for steps in (small, large):

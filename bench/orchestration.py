@@ -33,8 +33,8 @@ from temporalio.worker import Worker
 from bench import bare, history, system
 from bench.common import Report, parser, ratio, rounded, size_of, spread, tally_logs
 
-SIZES = {  # sequential pairs, runs per concurrent batch, concurrent rounds
-    "smoke": (1, 2, 1),
+SIZES = {  # sequential pairs, runs per concurrent batch, concurrent rounds (0: the sequential pair stands in)
+    "smoke": (1, 1, 0),
     "quick": (4, 4, 1),
     "full": (12, 8, 2),
 }
@@ -54,7 +54,14 @@ class Bench:
         self.queue = queue
         self.bare_queue = bare_queue
         self.shape = bare.BareInput()
+        self.shape_figures: dict[str, int] = {}
         self._ids = itertools.count()
+
+    async def learn_shape(self, run: Timed) -> None:
+        """The bare workflow copies this real run's activities and children, in order."""
+        shape = await history.shape_of(self.client, run.workflow_id)
+        self.shape = bare.BareInput(shape.steps)
+        self.shape_figures = {"activities": shape.activities, "children": shape.children}
 
     async def real(self, count: int) -> tuple[float, list[Timed]]:
         """`count` real runs started together, each on its own sample repository (built before timing)."""
@@ -128,19 +135,22 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
             async with (system.spec2ship_workers(env.client, scratch / "data", queue),
                         Worker(env.client, task_queue=bare_queue, workflows=bare.WORKFLOWS,
                                activities=bare.ACTIVITIES)):
-                _, [warm] = await bench.real(1)  # warm-up; its history gives the bare workflow its shape
-                shape = await history.shape_of(env.client, warm.workflow_id)
-                bench.shape = bare.BareInput(shape.steps)
-                await bench.bare(1)
-                report.line(f"a real run: {shape.activities} activities and {shape.children} children "
-                            f"(warm-up: {warm.outcome} in {warm.seconds:.2f}s)")
+                if size != "smoke":  # warm-up: first-run imports and connections are not a run's cost
+                    _, [warm] = await bench.real(1)
+                    await bench.learn_shape(warm)
+                    await bench.bare(1)
                 real_seq: list[Timed] = []
                 bare_seq: list[Timed] = []
                 for _ in range(sequential):  # interleaved, so drift on a shared machine hits both alike
                     real_seq += (await bench.real(1))[1]
+                    if not bench.shape.steps:
+                        await bench.learn_shape(real_seq[-1])
                     bare_seq += (await bench.bare(1))[1]
-                real_batches, bare_batches = [], []
+                report.line(f"a real run: {bench.shape_figures['activities']} activities and "
+                            f"{bench.shape_figures['children']} children")
                 outcomes: Counter[str] = Counter(run.outcome for run in real_seq)
+                real_batches = [sum(run.seconds for run in real_seq)] if not rounds else []
+                bare_batches = [sum(run.seconds for run in bare_seq)] if not rounds else []
                 for _ in range(rounds):
                     seconds, done = await bench.real(batch)
                     real_batches.append(seconds)
@@ -150,26 +160,27 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
         finally:
             await env.shutdown()
 
+    runs_at_once = batch if rounds else len(real_seq)
     real_ms = [run.seconds * 1000 for run in real_seq]
     bare_ms = [run.seconds * 1000 for run in bare_seq]
     real_median, bare_median = spread(real_ms)["median"], spread(bare_ms)["median"]
     figures: dict[str, Any] = {
         "ratio_sequential": ratio(real_median, bare_median),
         "ratio_concurrent": ratio(sum(real_batches), sum(bare_batches)),
-        "runs_per_minute": rounded(60 * batch * rounds / sum(real_batches), 1),
+        "runs_per_minute": rounded(60 * runs_at_once * len(real_batches) / sum(real_batches), 1),
         "runs_per_minute_sequential": rounded(60_000 / real_median, 1) if real_median else 0.0,
-        "bare_runs_per_minute": rounded(60 * batch * rounds / sum(bare_batches), 1),
-        "shape": {"activities": shape.activities, "children": shape.children},
+        "bare_runs_per_minute": rounded(60 * runs_at_once * len(bare_batches) / sum(bare_batches), 1),
+        "shape": bench.shape_figures,
         "sequential": {"pairs": sequential, "real_ms": spread(real_ms), "bare_ms": spread(bare_ms)},
-        "concurrent": {"runs_at_once": batch, "rounds": rounds, "real_s": [rounded(s) for s in real_batches],
-                       "bare_s": [rounded(s) for s in bare_batches]},
+        "concurrent": {"runs_at_once": runs_at_once, "rounds": len(real_batches), "sequential_stand_in": not rounds,
+                       "real_s": [rounded(s) for s in real_batches], "bare_s": [rounded(s) for s in bare_batches]},
         "where_time_goes": breakdown,
         "outcomes": dict(outcomes),
         "worker_warnings": tally.top(),
     }
     report.line(f"sequential ({sequential} each, median): real {real_median:.0f} ms, bare {bare_median:.0f} ms, "
                 f"ratio {figures['ratio_sequential']}")
-    report.line(f"concurrent ({batch} at once x {rounds}): real {sum(real_batches):.2f}s, bare "
+    report.line(f"concurrent ({runs_at_once} at once x {len(real_batches)}): real {sum(real_batches):.2f}s, bare "
                 f"{sum(bare_batches):.2f}s, ratio {figures['ratio_concurrent']}; {figures['runs_per_minute']} "
                 f"runs/min ({figures['runs_per_minute_sequential']} one at a time)")
     report.line(f"workflow-task time: {breakdown['workflow_task_share']:.0%} of a run "
