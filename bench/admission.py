@@ -6,6 +6,8 @@ Each run is a real SpecToShip run whose coder changes nothing, so once admitted 
 
     python -m bench admission [--quick|--smoke] [--json]
 
+Full runs three bursts (a fresh team each) and reports the middle one by p99, with all three listed.
+
 Figures: `runs`; `seconds` (from the first run's start until the last run was past admission, or the
 deadline when some never were); `p99_ms` (99th percentile of the time from a run's start to the end of
 its `admit` stage; a run not admitted by the deadline counts as the deadline); `errors` (runs refused,
@@ -28,12 +30,12 @@ from typing import Any
 from temporalio.client import Client
 
 from bench import system
-from bench.common import Report, parser, percentile, rounded, size_of, spread, tally_logs
+from bench.common import LogTally, Report, parser, percentile, rounded, size_of, spread, tally_logs
 
-SIZES = {  # runs, deadline in seconds (quick keeps the whole benchmark under 2 minutes)
-    "smoke": (3, 60.0),
-    "quick": (100, 70.0),
-    "full": (100, 240.0),
+SIZES = {  # runs per burst, deadline in seconds (quick stays under 2 minutes), bursts
+    "smoke": (3, 60.0, 1),
+    "quick": (100, 70.0, 1),
+    "full": (100, 240.0, 3),
 }
 TEAM = "bench-burst"
 TOKENS_PER_RUN = 5_000
@@ -63,30 +65,23 @@ async def read_admissions(handles: Sequence[system.RunHandle]) -> list[system.Ad
     return list(await asyncio.gather(*(one(handle) for handle in handles)))
 
 
-async def measure(size: str, report: Report) -> dict[str, Any]:
-    runs, deadline_s = SIZES[size]
-    tally = tally_logs()
-    with tempfile.TemporaryDirectory(prefix="spec2ship-bench-") as folder:
-        scratch = Path(folder)
-        env = await system.start_server()
-        try:
-            client: Client = env.client
-            queue = f"bench-{uuid.uuid4().hex[:8]}"
-            async with system.spec2ship_workers(client, scratch / "data", queue):
-                await system.give_team_budget(client, queue, TEAM, tokens=TOKENS_PER_RUN * runs * 10)
-                made, specs, agents = system.idle_runs(scratch, TEAM, TOKENS_PER_RUN, runs)
-                tag = uuid.uuid4().hex[:6]
-                report.line(f"starting {runs} runs of team {TEAM} at once (deadline {deadline_s:.0f}s)")
-                started = time.monotonic()
-                handles = await asyncio.gather(*(
-                    system.start_spec(client, queue, spec, made.repo, agents, f"bench-admit-{tag}-{n}")
-                    for n, spec in enumerate(specs)))
-                issued_s = time.monotonic() - started
-                await settle(handles, started + deadline_s)
-                waited_s = time.monotonic() - started
-                admissions = await read_admissions(handles)
-        finally:
-            await env.shutdown()
+async def burst(client: Client, queue: str, folder: Path, runs: int, deadline_s: float, report: Report,
+                tally: LogTally) -> dict[str, Any]:
+    """One burst: a fresh team with room for every run, `runs` runs started together, read back."""
+    team = f"{TEAM}-{uuid.uuid4().hex[:6]}"
+    before = Counter(tally.counts)
+    await system.give_team_budget(client, queue, team, tokens=TOKENS_PER_RUN * runs * 10)
+    made, specs, agents = system.idle_runs(folder, team, TOKENS_PER_RUN, runs)
+    report.line(f"starting {runs} runs of team {team} at once (deadline {deadline_s:.0f}s)")
+    started = time.monotonic()
+    handles = await asyncio.gather(*(
+        system.start_spec(client, queue, spec, made.repo, agents, f"bench-admit-{team}-{n}")
+        for n, spec in enumerate(specs)))
+    issued_s = time.monotonic() - started
+    await settle(handles, started + deadline_s)
+    waited_s = time.monotonic() - started
+    admissions = await read_admissions(handles)
+    logged = tally.since(before)
 
     states = Counter(a.state for a in admissions)
     admitted = [a.ms for a in admissions if a.state == "admitted" and a.ms is not None]
@@ -106,17 +101,40 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
         "deadline_s": deadline_s,
         "start_calls_s": rounded(issued_s, 2),
         "waited_s": rounded(waited_s, 2),
-        "resource_exhausted_logged": tally.matching("ResourceExhausted", "in-flight updates"),
-        "update_aborted_logged": tally.matching("update was aborted"),
+        "resource_exhausted_logged": logged.matching("ResourceExhausted", "in-flight updates"),
+        "update_aborted_logged": logged.matching("update was aborted"),
         "not_admitted_reasons": dict(reasons.most_common(3)),
-        "worker_warnings": tally.top(),
+        "worker_warnings": logged.top(),
     }
-    report.line(f"{len(admitted)} of {runs} admitted; last after {figures['seconds']}s; p50 {figures['p50_ms']} ms, "
-                f"p99 {figures['p99_ms']} ms{' (censored at the deadline)' if len(admitted) < runs else ''}")
-    report.line(f"states: {dict(states)}; ResourceExhausted logged {figures['resource_exhausted_logged']} times")
+    report.line(f"  {len(admitted)} of {runs} admitted; last after {figures['seconds']}s; p50 {figures['p50_ms']} ms, "
+                f"p99 {figures['p99_ms']} ms{' (censored at the deadline)' if len(admitted) < runs else ''}; "
+                f"ResourceExhausted logged {figures['resource_exhausted_logged']} times")
     for reason, count in reasons.most_common(3):
         report.line(f"  not admitted ({count}): {reason}")
     return figures
+
+
+async def measure(size: str, report: Report) -> dict[str, Any]:
+    runs, deadline_s, bursts = SIZES[size]
+    tally = tally_logs()
+    with tempfile.TemporaryDirectory(prefix="spec2ship-bench-") as folder:
+        env = await system.start_server()
+        try:
+            queue = f"bench-{uuid.uuid4().hex[:8]}"
+            async with system.spec2ship_workers(env.client, Path(folder) / "data", queue):
+                found = []
+                for n in range(bursts):
+                    (Path(folder) / f"burst-{n}").mkdir()
+                    found.append(await burst(env.client, queue, Path(folder) / f"burst-{n}", runs, deadline_s,
+                                             report, tally))
+        finally:
+            await env.shutdown()
+    # Bursts vary a lot (retry back-off decides who waits); the middle one by p99 stands for them all.
+    middle = sorted(found, key=lambda figures: (figures["p99_ms"], figures["errors"]))[len(found) // 2]
+    if bursts > 1:
+        report.line(f"the middle of {bursts} bursts: p99 {middle['p99_ms']} ms, {middle['errors']} errors")
+    return {**middle, "bursts": [{key: figures[key] for key in ("seconds", "p99_ms", "p50_ms", "errors")}
+                                 for figures in found]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

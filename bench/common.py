@@ -57,7 +57,8 @@ class Report:
 
 
 def provenance() -> dict[str, str]:
-    """When and on what code the figures were taken, so a saved JSON file says what it measured."""
+    """When, on what code and on how busy a machine the figures were taken (other people's work on a
+    shared machine moves them by tens of percent), so a saved JSON file says what it measured."""
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
                                 text=True, check=True).stdout.strip()
@@ -65,7 +66,8 @@ def provenance() -> dict[str, str]:
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", ""
-    return {"commit": commit + ("+dirty" if dirty else ""), "date": datetime.date.today().isoformat()}
+    return {"commit": commit + ("+dirty" if dirty else ""), "date": datetime.date.today().isoformat(),
+            "cpus": str(os.cpu_count()), "load_average_at_end": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -110,6 +112,12 @@ class LogTally(logging.Handler):
                 text = f"{text}: {type(error).__name__}: {error}"
         text = re.sub(r"retried \d+ times", "retried N times", " ".join(text.split()))
         self.counts[text[:240]] += 1
+
+    def since(self, snapshot: Counter[str]) -> LogTally:
+        """What was logged after `snapshot` (a copy of `counts` taken earlier)."""
+        made = LogTally()
+        made.counts = self.counts - snapshot
+        return made
 
     def matching(self, *needles: str) -> int:
         return sum(count for text, count in self.counts.items() if any(n in text for n in needles))

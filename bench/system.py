@@ -418,9 +418,8 @@ async def runs_started(client: Client, repo: str) -> dict[str, int]:
     """How many SpecToShip executions exist per workflow id of `repo`'s issues (visibility listing)."""
     prefix = issue_run_id(repo, 0).removesuffix("0")
     counts: dict[str, int] = {}
-    async for execution in client.list_workflows(f"WorkflowType = '{RUN_TYPE}'"):
-        if execution.id.startswith(prefix):
-            counts[execution.id] = counts.get(execution.id, 0) + 1
+    async for execution in client.list_workflows(f"WorkflowType = '{RUN_TYPE}' AND WorkflowId STARTS_WITH '{prefix}'"):
+        counts[execution.id] = counts.get(execution.id, 0) + 1
     return counts
 
 

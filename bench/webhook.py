@@ -55,6 +55,24 @@ class Sent:
     error: str = ""
 
 
+class Senders:
+    """Many small httpx clients, used in turn. One client with thousands of connections spends the
+    generator's CPU in its pool's bookkeeping (it scans its connections for every request), which would
+    slow the generator down exactly when the server is slow and the measurement matters."""
+
+    def __init__(self, clients: int = 64, connections: int = 64) -> None:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._clients = [httpx.AsyncClient(timeout=GITHUB_TIMEOUT_S, limits=limits) for _ in range(clients)]
+        self._turn = 0
+
+    def next(self) -> httpx.AsyncClient:
+        self._turn = (self._turn + 1) % len(self._clients)
+        return self._clients[self._turn]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(client.aclose() for client in self._clients), return_exceptions=True)
+
+
 async def deliver(http: httpx.AsyncClient, url: str, issue: int, headers: dict[str, str], body: bytes,
                   due: float) -> Sent:
     lag = (time.monotonic() - due) * 1000
@@ -68,7 +86,7 @@ async def deliver(http: httpx.AsyncClient, url: str, issue: int, headers: dict[s
     return Sent(issue, answer.status_code, (time.perf_counter() - started) * 1000, lag)
 
 
-async def offer(http: httpx.AsyncClient, url: str, github: system.GitHubDouble, repo: str, rate: int,
+async def offer(senders: Senders, url: str, github: system.GitHubDouble, repo: str, rate: int,
                 seconds: float) -> tuple[list[Sent], list[int], float]:
     """Open loop: delivery i leaves at start + i/rate whether or not earlier ones were answered."""
     github.add_repo(repo)
@@ -86,7 +104,7 @@ async def offer(http: httpx.AsyncClient, url: str, github: system.GitHubDouble, 
         delay = due - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(deliver(http, url, issue, headers, body, due)))
+        tasks.append(asyncio.create_task(deliver(senders.next(), url, issue, headers, body, due)))
     sent_for = time.monotonic() - start  # from the first delivery's schedule to the last one's leaving
     return list(await asyncio.gather(*tasks)), issues, sent_for
 
@@ -97,12 +115,19 @@ async def settle(client: Client, repo: str, issues: Sequence[int], grace_s: floa
     started = time.monotonic()
     while True:
         counts = await system.runs_started(client, repo)
-        missing = expected - counts.keys()
+        missing: list[str] = []
         if not missing or time.monotonic() - started >= grace_s:
             break
         await asyncio.sleep(1.0)
     waited = time.monotonic() - started
-    confirmed = [wid for wid in missing if not await system.run_exists(client, wid)]  # listing may lag
+    gate = asyncio.Semaphore(16)
+
+    async def exists(workflow_id: str) -> bool:
+        async with gate:
+            return await system.run_exists(client, workflow_id)
+
+    found = await asyncio.gather(*(exists(wid) for wid in missing))  # the listing may lag; describe is exact
+    confirmed = [wid for wid, there in zip(missing, found, strict=True) if not there]
     duplicates = sum(1 for wid, n in counts.items() if wid in expected and n > 1)
     return len(confirmed), duplicates, waited
 
@@ -135,6 +160,24 @@ async def wait_ready(base: str, process: Any, log: Path) -> None:
     raise system.BenchSetupError(f"the webhook server was not ready within 60 s; see {log}")
 
 
+async def one_rate(senders: Senders, url: str, client: Client, github: system.GitHubDouble, repo: str, rate: int,
+                   seconds: float, grace_s: float) -> dict[str, Any]:
+    sent, issues, sent_for = await offer(senders, url, github, repo, rate, seconds)
+    lost, duplicates, waited = await settle(client, repo, issues, grace_s)
+    latencies = [s.ms if s.status is not None else GITHUB_TIMEOUT_S * 1000 for s in sent]
+    return {
+        "offered_rate": rate, "deliveries": len(sent), "issues": len(issues),
+        "achieved_rate": rounded((len(sent) - 1) / sent_for, 1) if sent_for > 0 else 0.0,
+        "p50_ms": rounded(percentile(latencies, 50), 1),
+        "p99_ms": rounded(percentile(latencies, 99), 1),
+        "max_ms": rounded(max(latencies), 1),
+        "answers": dict(Counter(str(s.status) if s.status is not None else s.error for s in sent)),
+        "not_accepted": sum(1 for s in sent if s.status != 202),
+        "lost": lost, "duplicates": duplicates, "settle_s": rounded(waited, 1),
+        "send_lag_p99_ms": rounded(percentile([s.lag_ms for s in sent], 99), 1),
+    }
+
+
 async def measure(size: str, report: Report) -> dict[str, Any]:
     rates, seconds, grace_s = SIZES[size]
     tag = uuid.uuid4().hex[:6]
@@ -144,36 +187,23 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
         env = await system.start_server()
         port = system.free_port()
         process = system.webhook_process(port, system.server_address(env), f"bench-{tag}", github, log)
+        senders = Senders()
         try:
             base = f"http://127.0.0.1:{port}"
+            url = base + "/webhooks/github"
             await wait_ready(base, process, log)
-            limits = httpx.Limits(max_connections=4000, max_keepalive_connections=4000)
-            async with httpx.AsyncClient(timeout=GITHUB_TIMEOUT_S, limits=limits) as http:
-                await offer(http, base + "/webhooks/github", github, f"bench/warm-{tag}", 10, 1.0)  # warm-up
-                for rate in rates:
-                    await wait_quiet(base)
-                    repo = f"bench/ingress-{rate}-{tag}"
-                    sent, issues, sent_for = await offer(http, base + "/webhooks/github", github, repo, rate, seconds)
-                    lost, duplicates, waited = await settle(env.client, repo, issues, grace_s)
-                    latencies = [s.ms if s.status is not None else GITHUB_TIMEOUT_S * 1000 for s in sent]
-                    statuses = Counter(str(s.status) if s.status is not None else s.error for s in sent)
-                    by_rate[str(rate)] = {
-                        "offered_rate": rate, "deliveries": len(sent), "issues": len(issues),
-                        "achieved_rate": rounded((len(sent) - 1) / sent_for, 1) if sent_for > 0 else 0.0,
-                        "p50_ms": rounded(percentile(latencies, 50), 1),
-                        "p99_ms": rounded(percentile(latencies, 99), 1),
-                        "max_ms": rounded(max(latencies), 1),
-                        "answers": dict(statuses),
-                        "not_accepted": sum(1 for s in sent if s.status != 202),
-                        "lost": lost, "duplicates": duplicates, "settle_s": rounded(waited, 1),
-                        "send_lag_p99_ms": rounded(percentile([s.lag_ms for s in sent], 99), 1),
-                    }
-                    figure = by_rate[str(rate)]
-                    report.line(f"{rate:>4}/s offered ({figure['achieved_rate']}/s sent, {len(sent)} deliveries, "
-                                f"{len(issues)} issues): p50 {figure['p50_ms']} ms, p99 {figure['p99_ms']} ms; "
-                                f"answers {dict(statuses)}; lost {lost}, duplicates {duplicates} "
-                                f"(settled after {waited:.1f}s)")
+            await offer(senders, url, github, f"bench/warm-{tag}", 10, 1.0)  # warm-up
+            for rate in rates:
+                await wait_quiet(base)
+                figure = await one_rate(senders, url, env.client, github, f"bench/ingress-{rate}-{tag}", rate,
+                                        seconds, grace_s)
+                by_rate[str(rate)] = figure
+                report.line(f"{rate:>4}/s offered ({figure['achieved_rate']}/s sent, {figure['deliveries']} "
+                            f"deliveries, {figure['issues']} issues): p50 {figure['p50_ms']} ms, p99 "
+                            f"{figure['p99_ms']} ms; answers {figure['answers']}; lost {figure['lost']}, "
+                            f"duplicates {figure['duplicates']} (settled after {figure['settle_s']}s)")
         finally:
+            await senders.close()
             process.terminate()
             try:
                 process.wait(timeout=10)
