@@ -30,7 +30,7 @@ from typing import Any
 from temporalio.client import Client
 
 from bench import system
-from bench.common import LogTally, Report, parser, percentile, rounded, size_of, spread, tally_logs
+from bench.common import LogTally, Report, percentile, rounded, run_benchmark, spread, tally_logs
 
 SIZES = {  # runs per burst, deadline in seconds (quick stays under 2 minutes), bursts
     "smoke": (3, 60.0, 1),
@@ -138,11 +138,7 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser("admission", __doc__).parse_args(argv)
-    report = Report(args.json)
-    size = size_of(args)
-    report.finish("admission", size, asyncio.run(measure(size, report)))
-    return 0
+    return run_benchmark("admission", __doc__, measure, argv)
 
 
 if __name__ == "__main__":

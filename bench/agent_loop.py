@@ -19,7 +19,6 @@ Figures:
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from typing import Any
 from temporalio.client import Client
 
 from bench import history, system
-from bench.common import Report, parser, ratio, rounded, size_of, tally_logs
+from bench.common import Report, ratio, rounded, run_benchmark, tally_logs
 
 SIZES = {  # steps of the small and the large agent run, runs per size (the fastest counts)
     "smoke": ((2, 4), 1),
@@ -144,11 +143,7 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser("agent-loop", __doc__).parse_args(argv)
-    report = Report(args.json)
-    size = size_of(args)
-    report.finish("agent-loop", size, asyncio.run(measure(size, report)))
-    return 0
+    return run_benchmark("agent-loop", __doc__, measure, argv)
 
 
 if __name__ == "__main__":

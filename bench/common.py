@@ -6,6 +6,7 @@ Nothing here imports spec2ship: the system under test is reached only through `b
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime
 import json
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,18 @@ def parser(name: str, doc: str | None) -> argparse.ArgumentParser:
 
 def size_of(args: argparse.Namespace) -> str:
     return "smoke" if args.smoke else "quick" if args.quick else "full"
+
+
+Measure = Callable[[str, "Report"], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def run_benchmark(name: str, doc: str | None, measure: Measure, argv: Sequence[str] | None) -> int:
+    """A benchmark's `main`: parse the common flags, measure at that size, report."""
+    args = parser(name, doc).parse_args(argv)
+    report = Report(args.json)
+    size = size_of(args)
+    report.finish(name, size, asyncio.run(measure(size, report)))
+    return 0
 
 
 class Report:

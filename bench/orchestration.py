@@ -31,7 +31,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench import bare, history, system
-from bench.common import Report, parser, ratio, rounded, size_of, spread, tally_logs
+from bench.common import Report, ratio, rounded, run_benchmark, spread, tally_logs
 
 SIZES = {  # sequential pairs, runs per concurrent batch, concurrent rounds (0: the sequential pair stands in)
     "smoke": (1, 1, 0),
@@ -192,12 +192,7 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser("orchestration", __doc__).parse_args(argv)
-    report = Report(args.json)
-    size = size_of(args)
-    figures = asyncio.run(measure(size, report))
-    report.finish("orchestration", size, figures)
-    return 0
+    return run_benchmark("orchestration", __doc__, measure, argv)
 
 
 if __name__ == "__main__":

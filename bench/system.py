@@ -14,14 +14,13 @@ agent loop, the very activity methods the worker registers.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,9 +35,12 @@ from temporalio.testing import WorkflowEnvironment
 from bench.common import output_to_log
 
 ROOT = Path(__file__).resolve().parent.parent
-for _folder in (ROOT, ROOT / "tests"):  # the project, and the test doubles under tests/
+for _folder in (ROOT, ROOT / "tests"):  # the project, and the test doubles and harnesses under tests/
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
+
+from pipeline.pipeline_harness import running_workers  # noqa: E402
+from webhook.webhook_doubles import VALID_SPEC_BODY, issue_payload  # noqa: E402
 
 from activities.agents.base import AgentChoice, ModelRequest  # noqa: E402
 from activities.agents.model_activities import ModelActivities  # noqa: E402
@@ -53,7 +55,6 @@ from workers.sample.repo import build_sample, git  # noqa: E402
 from workers.temporal_client import find_binary  # noqa: E402
 from workers.webhook.dedup import issue_run_id  # noqa: E402
 from workers.webhook.signature import sign  # noqa: E402
-from workers.worker import build_workers  # noqa: E402
 from workflows.api import (  # noqa: E402
     AGENT_RUN,
     SEARCH_ATTRIBUTE_KEYS,
@@ -98,18 +99,10 @@ def server_address(env: WorkflowEnvironment) -> str:
     return env.client.service_client.config.target_host
 
 
-@contextlib.asynccontextmanager
-async def spec2ship_workers(client: Client, data_dir: Path, queue: str) -> AsyncIterator[None]:
-    """The CPU worker (every workflow and activity) as `spec2ship worker` builds it, on `queue`."""
-    workers = build_workers(client, data_dir=data_dir, task_queue=queue, identity=f"bench-{uuid.uuid4().hex[:6]}")
-    tasks = [asyncio.create_task(worker.run()) for worker in workers]
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True), 30)
-        for task in tasks:
-            task.cancel()
+def spec2ship_workers(client: Client, data_dir: Path, queue: str) -> contextlib.AbstractAsyncContextManager[None]:
+    """The CPU worker (every workflow and activity, from `workers.worker.build_workers`) on `queue`,
+    running for the block: the pipeline tests' own harness, so both follow the worker as it changes."""
+    return running_workers(client, data_dir, queue)
 
 
 # --- runs of the sample service (orchestration) ----------------------------------------------------
@@ -311,17 +304,7 @@ async def admission_of(handle: RunHandle) -> Admission:
 
 WEBHOOK_SECRET = "bench-webhook-secret"
 FACTORY_LABEL = "spec2ship"
-ISSUE_BODY = """Make the greeting friendlier.
-
-```spec2ship
-spec: 1
-service: greeter
-team: web
-acceptance:
-  - id: tests-pass
-    run: pytest -q
-```
-"""
+ISSUE_BODY = VALID_SPEC_BODY
 
 
 @dataclass
@@ -357,16 +340,9 @@ def github_double() -> Iterator[GitHubDouble]:
 
 
 def labelled_delivery(repo: str, number: int, delivery_id: str) -> tuple[dict[str, str], bytes]:
-    """An `issues.labeled` delivery as GitHub sends it: JSON body, event headers, HMAC signature."""
-    import json
-
-    body = json.dumps({
-        "action": "labeled",
-        "issue": {"number": number, "title": f"Friendlier greeting {number}", "body": ISSUE_BODY, "state": "open"},
-        "label": {"name": FACTORY_LABEL},
-        "repository": {"full_name": repo},
-        "sender": {"login": "author", "type": "User"},
-    }).encode()
+    """An `issues.labeled` delivery as GitHub sends it (the webhook tests' payload): JSON body, event
+    headers, HMAC signature. No installation id: the webhook's GitHub client uses the double's token."""
+    body = json.dumps(issue_payload(number=number, repo=repo, label=FACTORY_LABEL, installation=None)).encode()
     headers = {
         "X-GitHub-Event": "issues",
         "X-GitHub-Delivery": delivery_id,

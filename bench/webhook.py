@@ -35,7 +35,7 @@ import httpx
 from temporalio.client import Client
 
 from bench import system
-from bench.common import Report, parser, percentile, rounded, size_of
+from bench.common import Report, percentile, rounded, run_benchmark
 
 GITHUB_TIMEOUT_S = 10.0  # GitHub gives up on a delivery after 10 seconds and marks it failed
 RELABEL_SHARE = 0.05  # issues that get a second labelled delivery (label removed and added again)
@@ -217,11 +217,7 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser("webhook", __doc__).parse_args(argv)
-    report = Report(args.json)
-    size = size_of(args)
-    report.finish("webhook", size, asyncio.run(measure(size, report)))
-    return 0
+    return run_benchmark("webhook", __doc__, measure, argv)
 
 
 if __name__ == "__main__":
