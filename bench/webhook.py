@@ -1,0 +1,224 @@
+"""Webhook ingress: labelled issues delivered at 50, 200 and 500 deliveries a second.
+
+Every delivery is a signed `issues.labeled` delivery with the factory label for an issue of its own
+(and a few issues are labelled twice, as when a person removes and adds the label again). They are
+sent open loop, at the offered rate whatever the answers, to `spec2ship webhook serve` running in a
+process of its own against a fresh dev server; GitHub is the project's double. No worker runs: ingress
+is measured, so a run counts once its SpecToShip workflow exists.
+
+    python -m bench webhook [--quick|--smoke] [--json]
+
+Figures per offered rate: `p50_ms` and `p99_ms` (client side, from sending a delivery to its answer;
+a delivery that got no answer within GitHub's 10 seconds counts as 10 s), answers by status, `lost`
+(labelled issues with no SpecToShip workflow once the system has settled: polled for a grace period
+after the last answer) and `duplicates` (issues with more than one run); `lost` at the top is the sum
+over rates. Floor: 0 lost, 0 duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from bench import system
+from bench.common import Report, percentile, rounded, run_benchmark
+
+GITHUB_TIMEOUT_S = 10.0  # GitHub gives up on a delivery after 10 seconds and marks it failed
+RELABEL_SHARE = 0.05  # issues that get a second labelled delivery (label removed and added again)
+SIZES = {  # offered rates, seconds of load per rate, grace period for the system to settle
+    "smoke": ((20,), 1.0, 10.0),
+    "quick": ((50, 200, 500), 4.0, 15.0),
+    "full": ((50, 200, 500), 15.0, 30.0),
+}
+
+
+@dataclass
+class Sent:
+    issue: int
+    status: int | None  # None: no answer (timeout, connection refused or reset)
+    ms: float
+    lag_ms: float  # how late the generator sent it against the schedule
+    error: str = ""
+
+
+class Senders:
+    """Many small httpx clients, used in turn. One client with thousands of connections spends the
+    generator's CPU in its pool's bookkeeping (it scans its connections for every request), which would
+    slow the generator down exactly when the server is slow and the measurement matters."""
+
+    def __init__(self, clients: int = 64, connections: int = 64) -> None:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._clients = [httpx.AsyncClient(timeout=GITHUB_TIMEOUT_S, limits=limits) for _ in range(clients)]
+        self._turn = 0
+
+    def next(self) -> httpx.AsyncClient:
+        self._turn = (self._turn + 1) % len(self._clients)
+        return self._clients[self._turn]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(client.aclose() for client in self._clients), return_exceptions=True)
+
+
+async def deliver(http: httpx.AsyncClient, url: str, issue: int, headers: dict[str, str], body: bytes,
+                  due: float) -> Sent:
+    lag = (time.monotonic() - due) * 1000
+    started = time.perf_counter()
+    try:  # httpx's timeout applies to each phase (pool, connect, read); GitHub's 10 seconds are for the whole
+        answer = await asyncio.wait_for(http.post(url, content=body, headers=headers), GITHUB_TIMEOUT_S)
+    except TimeoutError:
+        return Sent(issue, None, GITHUB_TIMEOUT_S * 1000, lag, "timeout")
+    except httpx.HTTPError as error:
+        return Sent(issue, None, (time.perf_counter() - started) * 1000, lag, type(error).__name__)
+    return Sent(issue, answer.status_code, (time.perf_counter() - started) * 1000, lag)
+
+
+async def offer(senders: Senders, url: str, github: system.GitHubDouble, repo: str, rate: int,
+                seconds: float) -> tuple[list[Sent], list[int], float]:
+    """Open loop: delivery i leaves at start + i/rate whether or not earlier ones were answered."""
+    github.add_repo(repo)
+    count = max(int(rate * seconds), 1)
+    issues = [github.add_labelled_issue(repo, f"Friendlier greeting {n}") for n in range(count)]
+    relabelled = set(random.Random(rate).sample(issues, int(len(issues) * RELABEL_SHARE)))
+    plan = [(n, issue) for n, issue in enumerate(issues)]
+    plan += [(n + int(rate * 0.5), issue) for n, issue in enumerate(issues) if issue in relabelled]  # ~0.5 s later
+    plan.sort()
+    deliveries = [(issue, *system.labelled_delivery(repo, issue, str(uuid.uuid4()))) for _, issue in plan]
+    tasks: list[asyncio.Task[Sent]] = []
+    start = time.monotonic() + 0.05
+    for n, (issue, headers, body) in enumerate(deliveries):
+        due = start + n / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(deliver(senders.next(), url, issue, headers, body, due)))
+    sent_for = time.monotonic() - start  # from the first delivery's schedule to the last one's leaving
+    return list(await asyncio.gather(*tasks)), issues, sent_for
+
+
+async def settle(client: Client, repo: str, issues: Sequence[int], grace_s: float) -> tuple[int, int, float]:
+    """Poll until every issue has its run or the grace period ends; (lost, duplicates, seconds waited)."""
+    expected = {system.issue_workflow_id(repo, issue) for issue in issues}
+    started = time.monotonic()
+    while True:
+        counts = await system.runs_started(client, repo)
+        missing: list[str] = []
+        if not missing or time.monotonic() - started >= grace_s:
+            break
+        await asyncio.sleep(1.0)
+    waited = time.monotonic() - started
+    gate = asyncio.Semaphore(16)
+
+    async def exists(workflow_id: str) -> bool:
+        async with gate:
+            return await system.run_exists(client, workflow_id)
+
+    found = await asyncio.gather(*(exists(wid) for wid in missing))  # the listing may lag; describe is exact
+    confirmed = [wid for wid, there in zip(missing, found, strict=True) if not there]
+    duplicates = sum(1 for wid, n in counts.items() if wid in expected and n > 1)
+    return len(confirmed), duplicates, waited
+
+
+async def wait_quiet(base: str, limit_s: float = 30.0) -> None:
+    """Until the server answers /healthz within 100 ms: a backlog from the last rate must not spill over."""
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            with contextlib.suppress(httpx.HTTPError):
+                await http.get(base + "/healthz")
+                if time.perf_counter() - started < 0.1:
+                    return
+            await asyncio.sleep(0.5)
+
+
+async def wait_ready(base: str, process: Any, log: Path) -> None:
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise system.BenchSetupError(f"the webhook server exited ({process.returncode}); see {log}")
+            try:
+                if (await http.get(base + "/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.3)
+    raise system.BenchSetupError(f"the webhook server was not ready within 60 s; see {log}")
+
+
+async def one_rate(senders: Senders, url: str, client: Client, github: system.GitHubDouble, repo: str, rate: int,
+                   seconds: float, grace_s: float) -> dict[str, Any]:
+    sent, issues, sent_for = await offer(senders, url, github, repo, rate, seconds)
+    lost, duplicates, waited = await settle(client, repo, issues, grace_s)
+    latencies = [s.ms if s.status is not None else GITHUB_TIMEOUT_S * 1000 for s in sent]
+    return {
+        "offered_rate": rate, "deliveries": len(sent), "issues": len(issues),
+        "achieved_rate": rounded((len(sent) - 1) / sent_for, 1) if sent_for > 0 else 0.0,
+        "p50_ms": rounded(percentile(latencies, 50), 1),
+        "p99_ms": rounded(percentile(latencies, 99), 1),
+        "max_ms": rounded(max(latencies), 1),
+        "answers": dict(Counter(str(s.status) if s.status is not None else s.error for s in sent)),
+        "not_accepted": sum(1 for s in sent if s.status != 202),
+        "lost": lost, "duplicates": duplicates, "settle_s": rounded(waited, 1),
+        "send_lag_p99_ms": rounded(percentile([s.lag_ms for s in sent], 99), 1),
+    }
+
+
+async def measure(size: str, report: Report) -> dict[str, Any]:
+    rates, seconds, grace_s = SIZES[size]
+    tag = uuid.uuid4().hex[:6]
+    by_rate: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="spec2ship-bench-") as folder, system.github_double() as github:
+        log = Path(folder) / "webhook.log"
+        env = await system.start_server()
+        port = system.free_port()
+        process = system.webhook_process(port, system.server_address(env), f"bench-{tag}", github, log)
+        senders = Senders()
+        try:
+            base = f"http://127.0.0.1:{port}"
+            url = base + "/webhooks/github"
+            await wait_ready(base, process, log)
+            await offer(senders, url, github, f"bench/warm-{tag}", 10, 1.0)  # warm-up
+            for rate in rates:
+                await wait_quiet(base)
+                figure = await one_rate(senders, url, env.client, github, f"bench/ingress-{rate}-{tag}", rate,
+                                        seconds, grace_s)
+                by_rate[str(rate)] = figure
+                report.line(f"{rate:>4}/s offered ({figure['achieved_rate']}/s sent, {figure['deliveries']} "
+                            f"deliveries, {figure['issues']} issues): p50 {figure['p50_ms']} ms, p99 "
+                            f"{figure['p99_ms']} ms; answers {figure['answers']}; lost {figure['lost']}, "
+                            f"duplicates {figure['duplicates']} (settled after {figure['settle_s']}s)")
+        finally:
+            await senders.close()
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            await env.shutdown()
+    total_lost = sum(figure["lost"] for figure in by_rate.values())
+    report.line(f"lost over all rates: {total_lost}")
+    return {"lost": total_lost, "duplicates": sum(f["duplicates"] for f in by_rate.values()),
+            "rates": by_rate, "seconds_per_rate": seconds, "grace_s": grace_s, "relabel_share": RELABEL_SHARE}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_benchmark("webhook", __doc__, measure, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
