@@ -122,6 +122,69 @@ def default_team_usd() -> float | None:
     return value
 
 
+# --- the blob store ------------------------------------------------------------------------------
+
+STORE_BACKENDS = ("folder", "s3")
+DEFAULT_STORE_RETENTION_S = 7 * 24 * 3600.0
+
+
+class StoreSettings(BaseModel):
+    """Where agent conversations and large tool results live (activities/store): every worker that runs
+    `call_model` or `run_tool`, GPU workers included, must name the same store."""
+
+    backend: Literal["folder", "s3"] = "folder"
+    folder: str = Field(default="", description="The folder backend's root; empty: `<data dir>/store`.")
+    bucket: str = ""
+    prefix: str = "spec2ship/"
+    endpoint_url: str | None = Field(default=None, description="S3 API endpoint (MinIO, GCS); None: AWS S3.")
+    region: str | None = None
+    path_style: bool = Field(default=False, description="Path-style addressing, as MinIO wants it.")
+    access_key_id: str | None = Field(default=None, repr=False)
+    secret_access_key: str | None = Field(default=None, repr=False)
+    session_token: str | None = Field(default=None, repr=False)
+    retention_s: float = Field(default=DEFAULT_STORE_RETENTION_S, ge=0,
+                               description="How long blobs of a finished agent run are kept.")
+
+    @classmethod
+    def from_env(cls) -> StoreSettings:
+        """SPEC2SHIP_STORE* variables; a bad value is a ValueError naming the variable."""
+        env = os.environ
+        backend = env.get("SPEC2SHIP_STORE", "").strip().lower() or "folder"
+        if backend not in STORE_BACKENDS:
+            raise ValueError(f"SPEC2SHIP_STORE={backend!r} is not a store; use folder or s3")
+        endpoint = env.get("SPEC2SHIP_STORE_ENDPOINT", "").strip() or None
+        path_style = env.get("SPEC2SHIP_STORE_PATH_STYLE", "").strip().lower()
+        if path_style not in {"", "1", "0", "true", "false", "yes", "no", "on", "off"}:
+            raise ValueError(f"SPEC2SHIP_STORE_PATH_STYLE={path_style!r} is not true or false")
+        retention = env.get("SPEC2SHIP_STORE_RETENTION", "").strip()
+        return cls(
+            backend=backend,
+            folder=env.get("SPEC2SHIP_STORE_DIR", "").strip(),
+            bucket=env.get("SPEC2SHIP_STORE_BUCKET", "").strip(),
+            prefix=env.get("SPEC2SHIP_STORE_PREFIX", "spec2ship/").strip(),
+            endpoint_url=endpoint,
+            region=env.get("SPEC2SHIP_STORE_REGION", "").strip() or None,
+            # An endpoint of one's own is usually MinIO or another store that wants path-style addressing.
+            path_style=_flag(path_style, default=endpoint is not None),
+            access_key_id=env.get("SPEC2SHIP_STORE_ACCESS_KEY_ID") or None,
+            secret_access_key=env.get("SPEC2SHIP_STORE_SECRET_ACCESS_KEY") or None,
+            session_token=env.get("SPEC2SHIP_STORE_SESSION_TOKEN") or None,
+            retention_s=parse_retention("SPEC2SHIP_STORE_RETENTION", retention) if retention else (
+                DEFAULT_STORE_RETENTION_S),
+        )
+
+    def folder_path(self, data: Path | None = None) -> Path:
+        return Path(self.folder).expanduser().resolve() if self.folder else (data or data_dir()) / "store"
+
+
+def parse_retention(name: str, raw: str) -> float:
+    """Seconds in a retention period: whole days (`7d`, `0d`), or a duration like 90s, 30m, 4h."""
+    text = raw.strip()
+    if text.endswith("d") and text[:-1].isdigit():
+        return float(int(text[:-1]) * 86400)
+    return parse_duration(name, text)
+
+
 # --- previews ------------------------------------------------------------------------------------
 
 PREVIEW_BACKENDS = ("local", "vcluster")

@@ -37,6 +37,7 @@ from contracts.forge import (
 )
 from contracts.gate import GateDecision, GateInput
 from contracts.ledger import LaterOutcomeInput, OutcomeRecord, ReadTrustInput, TrustReport
+from contracts.store import SweepReport, SweepStoreInput
 from contracts.workspace import (
     CheckChangeInput,
     CliAgentOutcome,
@@ -201,8 +202,16 @@ class FactoryCalls:
         raise _declared()
 
 
+class StoreCalls:
+    """Shared CPU queue: the blob store's janitor (conversations and tool results of finished agent runs)."""
+
+    @activity.defn
+    async def sweep_store(self, request: SweepStoreInput) -> SweepReport:
+        raise _declared()
+
+
 CONTRACTS: list[type] = [Planning, ModelCalls, ForgeCalls, GateCalls, LedgerCalls, BudgetCalls, WorkspaceCalls,
-                         FactoryCalls]
+                         FactoryCalls, StoreCalls]
 
 
 def declared_names(contract: type) -> list[str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from contracts.agents import Attribution, ModelChoice, ToolCall, Usage
+from contracts.agents import Attribution, Message, ModelChoice, ToolCall, Usage
+from contracts.store import ConversationRef
 from contracts.workspace import ToolCallRecord, ToolGrant, WorkspaceRef
 
 
@@ -32,6 +34,34 @@ class BudgetLink(BaseModel):
     reserved_tokens: int
 
 
+class GovernorState(BaseModel):
+    """What the gateway remembers about one run (rules/gateway/governor.py): it travels inside the AgentRun
+    workflow, and across its continue-as-new."""
+
+    digests: dict[str, int] = Field(default_factory=dict)
+    denials: int = 0
+    recent_calls: list[datetime] = Field(default_factory=list)
+
+
+class AgentRunState(BaseModel):
+    """Everything an AgentRun's loop remembers, handed to the next run of its continue-as-new chain.
+
+    The conversation itself stays in the store; this carries its reference, the messages not yet sent
+    to the model, and the run's own accounts (governor, usage, cost, audit records, budget reservation).
+    """
+
+    step: int = Field(ge=0, description="Steps already taken.")
+    conversation: ConversationRef
+    pending: list[Message] = Field(default_factory=list)
+    governor: GovernorState = Field(default_factory=GovernorState)
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    models: list[str] = Field(default_factory=list)
+    records: list[ToolCallRecord] = Field(default_factory=list)
+    reserved_tokens: int | None = None
+    continued: int = Field(default=0, description="How many times the run continued as new so far.")
+
+
 class AgentRunInput(BaseModel):
     role_prompt: str
     task: str
@@ -43,6 +73,8 @@ class AgentRunInput(BaseModel):
     round: int = 0
     budget: BudgetLink | None = None
     tokens_before: int = Field(default=0, description="Tokens this spec already spent in earlier agent runs.")
+    carried: AgentRunState | None = Field(
+        default=None, description="Set only by the run's own continue-as-new: where the previous run stopped.")
 
 
 class AgentRunResult(BaseModel):

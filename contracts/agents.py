@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from contracts.store import BlobRef, ConversationRef
+
 
 class Role(StrEnum):
     coder = "coder"
@@ -63,6 +65,8 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    content_ref: BlobRef | None = Field(
+        default=None, description="The content is in the store; `content` holds only its first line, for people.")
 
 
 class ToolSpec(BaseModel):
@@ -107,6 +111,9 @@ class ModelRequest(BaseModel):
     temperature: float = 0.0
     round: int = Field(default=0, description="Review round, for scripted providers with per-round turns.")
     attribution: Attribution
+    conversation: ConversationRef | None = Field(
+        default=None, description="When set, the conversation so far is in the store: `messages` are only the ones "
+        "to add after it, and empty `tools` means the stored ones. None: `messages` is the whole conversation.")
 
 
 class ModelTurn(BaseModel):
@@ -117,6 +124,8 @@ class ModelTurn(BaseModel):
     finish_reason: str = "stop"
     cost_usd: float = 0.0
     duration_s: float = 0.0
+    conversation: ConversationRef | None = Field(
+        default=None, description="The stored conversation including this turn, when the request came with one.")
 
 
 class PlanAgentsInput(BaseModel):

@@ -16,6 +16,9 @@ SERVICE_LEDGER = "ServiceLedger"
 TEAM_BUDGET = "TeamBudget"
 FACTORY_RUN = "FactoryRun"
 MODEL_EVIDENCE = "ModelEvidence"
+STORE_JANITOR = "StoreJanitor"
+# The Schedule that starts StoreJanitor (created by `spec2ship setup` and `spec2ship up`).
+STORE_JANITOR_SCHEDULE = "spec2ship-store-janitor"
 
 # Updates (validated, synchronous) and signals (fire-and-forget) share these names.
 APPROVE = "approve"

@@ -10,6 +10,7 @@ from contracts.agents import Attribution, Role, ToolCall, ToolSpec
 from contracts.forge import RepoRef
 from contracts.gate import RiskRules
 from contracts.preview import PreviewRequest
+from contracts.store import BlobRef
 from specs.models import Constraints
 
 
@@ -33,7 +34,9 @@ class ToolResult(BaseModel):
     call_id: str
     tool: str
     status: ToolStatus
-    output: str = Field(description="What the model sees: capped and redacted.")
+    output: str = Field(description="What the model sees: capped and redacted; only its first line when "
+                        "`output_ref` holds it.")
+    output_ref: BlobRef | None = Field(default=None, description="The whole output, when it went to the store.")
     truncated: bool = False
     duration_s: float = 0.0
     reverted: list[str] = Field(
@@ -80,6 +83,9 @@ class RunToolInput(BaseModel):
     attribution: Attribution | None = Field(
         default=None, description="Who the call is spent for, for its telemetry span; None: the role and run only."
     )
+    output_scope: str | None = Field(
+        default=None, description="Store an output larger than a line or two under this scope and answer with a "
+        "reference; None: the output comes back inline, as before.")
 
 
 class DiffStat(BaseModel):

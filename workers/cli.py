@@ -26,6 +26,7 @@ from typer.exceptions import TyperException
 
 from activities.config import TemporalSettings, task_queue
 from activities.config import data_dir as default_data_dir
+from activities.store import StoreError
 from activities.telemetry.setup import process_telemetry
 from contracts.agents import AgentChoice
 from contracts.names import APPROVE, OVERRIDE, REJECT, REQUEST_CHANGES
@@ -109,6 +110,8 @@ def run_async(work: Awaitable[T]) -> T:
         return asyncio.run(work)  # type: ignore[arg-type]
     except (RunCommandError, InputFileError) as error:
         fail(str(error))
+    except StoreError as error:  # a worker's blob store: unreachable or misconfigured, said in one line
+        fail(f"blob store: {error}")
     except SpecError as error:
         for problem in error.problems:
             err.print(str(problem), highlight=False)
@@ -272,6 +275,7 @@ def up(data_dir: DataDirOpt = None, port: int = 7233, ui_port: int = 8233) -> No
     """Start the embedded stack: Temporal dev server (with UI), the workers and a GPU-queue worker per
     `hf-local` model of the registry, until Ctrl-C."""
     from workers.stack import StackError, temporal_server
+    from workers.store_schedule import ensure_store_janitor
     from workers.worker import build_inference_workers, build_workers, run_workers
 
     async def go() -> None:
@@ -285,10 +289,12 @@ def up(data_dir: DataDirOpt = None, port: int = 7233, ui_port: int = 8233) -> No
                 where = f"http://localhost:{ui_port}" if started else "the existing server's UI"
                 Console().print(f"spec2ship is up: Temporal at {client.service_client.config.target_host}, "
                                 f"UI {where}; workers on queue {task_queue()}; state in {state}. Ctrl-C stops.")
+                workers = build_workers(client, data_dir=state)  # checks the blob store first
+                await ensure_store_janitor(client, task_queue())
                 inference, notes = await build_inference_workers(client, data_dir=state)
                 for note in notes:
                     Console().print(note, highlight=False)
-                await run_workers([*build_workers(client, data_dir=state), *inference], stop)
+                await run_workers([*workers, *inference], stop)
         except StackError as error:
             raise RunCommandError(str(error)) from error
 

@@ -23,7 +23,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client, ScheduleAlreadyRunningError, ScheduleUpdate, ScheduleUpdateInput
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.config import TemporalSettings
+from activities.config import TemporalSettings, task_queue
 from contracts.factory import DEFAULT_LABEL, DEFAULT_MAX_IN_FLIGHT, FactoryRunInput
 from contracts.names import SEARCH_ATTRIBUTES
 from workers.cli_schedule import (
@@ -35,6 +35,7 @@ from workers.cli_schedule import (
     format_interval,
     parse_interval,
 )
+from workers.store_schedule import ensure_store_janitor
 from workers.temporal_client import connect
 
 __all__ = ["SetupError", "setup"]
@@ -115,16 +116,23 @@ def setup(
     factory_id: Annotated[str, typer.Option("--factory-id", help="Schedule id.")] = DEFAULT_SCHEDULE_ID,
     wait_for_temporal: Annotated[float, typer.Option(
         "--wait-for-temporal", min=0, help="Seconds to keep trying to reach Temporal.")] = 120.0,
+    store_janitor: Annotated[bool, typer.Option(
+        "--store-janitor/--no-store-janitor",
+        help="Keep the schedule that removes blob-store content of finished agent runs.")] = True,
+    store_janitor_every: Annotated[str, typer.Option(
+        "--store-janitor-every", help="How often the store's janitor runs, e.g. 1h.")] = "1h",
 ) -> None:
-    """Get the Temporal namespace ready: search attributes and the factory schedule (idempotent)."""
+    """Get the Temporal namespace ready: search attributes, the store's janitor and the factory schedule
+    (idempotent)."""
     schedule_args: tuple[FactoryRunInput, timedelta] | None = None
-    if factory_repo:
-        try:
+    try:
+        janitor_every = parse_interval(store_janitor_every) if store_janitor else None
+        if factory_repo:
             schedule_args = (factory_request(factory_repo, factory_label, factory_max_in_flight, None),
                              parse_interval(factory_every))
-        except (FactorySettingsError, IntervalError) as error:
-            typer.echo(f"spec2ship setup: {error}", err=True)
-            raise typer.Exit(EXIT_USAGE) from None
+    except (FactorySettingsError, IntervalError) as error:
+        typer.echo(f"spec2ship setup: {error}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
     settings = TemporalSettings.from_env()
 
     async def go() -> list[str]:
@@ -133,6 +141,9 @@ def setup(
         if search_attributes:
             added = await ensure_search_attributes(client)
             done.append(f"search attributes: added {', '.join(added)}" if added else "search attributes: all present")
+        if janitor_every is not None:
+            how = await ensure_store_janitor(client, task_queue(), janitor_every)
+            done.append(f"store janitor schedule {how}: StoreJanitor every {format_interval(janitor_every)}")
         if schedule_args is not None:
             request, interval = schedule_args
             how = await ensure_factory_schedule(client, factory_id, request, interval)

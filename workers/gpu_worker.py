@@ -17,7 +17,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +45,8 @@ from activities.agents.observed import observed_complete
 from activities.agents.registry import ConfigError, Price, ProviderKind, UnknownModelError, load_registry
 from activities.config import DEFAULT_GPU_QUEUE
 from activities.config import data_dir as default_data_dir
+from activities.store import BlobStore, StoreError, open_store, store_failure
+from activities.store.conversation import converse
 from contracts.activities import ModelCalls
 from contracts.agents import ModelRequest, ModelTurn
 from workers.health import DEFAULT_SHUTDOWN_GRACE_S, HealthPortOpt, ShutdownGraceOpt, serving_health
@@ -147,6 +149,7 @@ class GPUModelActivities(ModelCalls):
         price: Price | None = None,
         heartbeat_every_s: float = 5.0,
         data_dir: Path | None = None,
+        store: BlobStore | None = None,
     ) -> None:
         self._model = model
         self._batcher = batcher
@@ -154,6 +157,8 @@ class GPUModelActivities(ModelCalls):
         self._price = price or Price()
         self._heartbeat_every_s = heartbeat_every_s
         self._data_dir = data_dir
+        # The same store as the CPU workers': the agent loop hands this worker a reference to the conversation.
+        self._store = store or open_store(data_dir)
 
     @activity.defn(name="call_model")
     async def call_model(self, request: ModelRequest) -> ModelTurn:
@@ -167,14 +172,19 @@ class GPUModelActivities(ModelCalls):
             )
         progress = InferenceProgress(state="queued")
         beat = asyncio.create_task(self._heartbeat(progress))
-        try:
-            # Span, GenAI metrics, price and a usage record (for `spec2ship costs`), as on the CPU worker.
-            turn = await observed_complete(
-                _BatchedCompletion(self._model, self._batcher, progress), request,
+        # Span, GenAI metrics, price and a usage record (for `spec2ship costs`), as on the CPU worker.
+        def complete(whole: ModelRequest) -> Awaitable[ModelTurn]:
+            return observed_complete(
+                _BatchedCompletion(self._model, self._batcher, progress), whole,
                 request_model=self._model.source, price=self._price, data_dir=self._data_dir or default_data_dir(),
             )
+
+        try:
+            turn = await converse(self._store, request, complete)
         except ProviderError as error:
             raise provider_failure(error) from error
+        except StoreError as error:
+            raise store_failure(error) from error
         except BatcherClosedError as error:
             raise ApplicationError(str(error), type="worker_shutdown") from error
         finally:
@@ -248,6 +258,7 @@ async def serve(model: str, queue: str | None, max_concurrent: int | None, max_b
 
     require_gpu_extra()
     resolve_served_model(model)  # a bad --model fails here, before connecting to Temporal
+    open_store().check()  # and so does a blob store this machine cannot reach (conversations live there)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -291,4 +302,7 @@ def gpu_worker(
         asyncio.run(serve(model, queue, max_concurrent, max_batch, health_port, shutdown_grace))
     except (GPUExtraMissingError, ModelNotFoundError, ConfigError) as error:
         typer.secho(f"gpu-worker: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from error
+    except StoreError as error:
+        typer.secho(f"gpu-worker: blob store: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from error

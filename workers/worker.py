@@ -33,17 +33,20 @@ from activities.forge.registry import close_forges
 from activities.gate.activities import GateActivities
 from activities.ledger.activities import LedgerActivities
 from activities.preview.local import LocalPreviewBackend
+from activities.store import BlobStore, open_store
+from activities.store.activities import StoreActivities
 from activities.workspace.activities import WorkspaceActivities
 from contracts.activities import implementations
 from workflows.agent_run import AgentRun
 from workflows.model_evidence import ModelEvidence
 from workflows.service_ledger import ServiceLedger
 from workflows.spec_to_ship import SpecToShip
+from workflows.store_janitor import StoreJanitor
 from workflows.team_budget import TeamBudget
 
 log = logging.getLogger("spec2ship.worker")
 
-WORKFLOWS: list[type] = [SpecToShip, AgentRun, ServiceLedger, TeamBudget, ModelEvidence]
+WORKFLOWS: list[type] = [SpecToShip, AgentRun, ServiceLedger, TeamBudget, ModelEvidence, StoreJanitor]
 
 
 def extra_workflows() -> list[type]:
@@ -74,10 +77,17 @@ def build_workers(
     interceptors: Sequence[Any] = (),
     executor: ThreadPoolExecutor | None = None,
     graceful_shutdown: timedelta = timedelta(),
+    store: BlobStore | None = None,
 ) -> list[Worker]:
     """The shared-queue and workspace-queue workers; on shutdown, activities in flight get `graceful_shutdown`
-    to finish before they are cancelled (a pod's drain; the chart's terminationGracePeriodSeconds covers it)."""
+    to finish before they are cancelled (a pod's drain; the chart's terminationGracePeriodSeconds covers it).
+
+    The blob store (default: the configured one) is checked first, so a worker whose store is unreachable or
+    misconfigured stops at start with a StoreError that says which, instead of failing agent runs later."""
     data = (data_dir or default_data_dir()).resolve()
+    if store is None:
+        store = open_store(data)
+    store.check()
     queue = task_queue or default_task_queue()
     ws_queue = workspace_queue(identity or worker_id(data)) if task_queue is None else f"{queue}-workspace-" + (
         identity or worker_id(data))
@@ -86,8 +96,8 @@ def build_workers(
     if reaped:
         log.info("removed %d preview(s) left by an earlier worker: %s", len(reaped), ", ".join(reaped))
     pool = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="spec2ship-activity")
-    workspace = WorkspaceActivities(data, ws_queue, preview)
-    models = ModelActivities(cpu_queue=queue, data_dir=data, client=client)
+    workspace = WorkspaceActivities(data, ws_queue, preview, store)
+    models = ModelActivities(cpu_queue=queue, data_dir=data, client=client, store=store)
     forge = ForgeActivities()
     shared = Worker(
         client,
@@ -96,7 +106,8 @@ def build_workers(
         activities=[
             workspace.claim_workspace_queue, *implementations(models), *implementations(forge),
             *implementations(GateActivities()), *implementations(LedgerActivities(client, queue)),
-            *implementations(BudgetActivities(client, queue)), *extra_activities(client, queue),
+            *implementations(BudgetActivities(client, queue)), *implementations(StoreActivities(store, client)),
+            *extra_activities(client, queue),
         ],
         activity_executor=pool,
         interceptors=list(interceptors),

@@ -82,3 +82,16 @@ COMMIT_USAGE: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30)
 # Extending a run's reservation mid-run.
 EXTEND_BUDGET: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30),
                                   "retry_policy": RetryPolicy(maximum_attempts=5)}
+# The store's janitor: one pass lists every scope and asks Temporal about each; it heartbeats per scope, and a
+# pass that fails is simply the next hour's to do.
+SWEEP_STORE: ActivityOptions = {
+    "start_to_close_timeout": timedelta(minutes=30), "heartbeat_timeout": timedelta(minutes=2),
+    "retry_policy": RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=30)),
+}
+
+# An AgentRun continues as new when the server suggests it or its own history passes either bound, whichever
+# comes first: well under Temporal's warning (10,240 events, 10 MB), so a long run never gets near it. A step
+# on a stored conversation adds about 20 events and 10-20 kB. Changing these changes where running workflows
+# continue as new: guard such a change with a patch.
+AGENT_RUN_MAX_EVENTS = 2_000
+AGENT_RUN_MAX_HISTORY_BYTES = 2_000_000

@@ -59,5 +59,12 @@ FOUR_EYES = Patch(
         "validator refuses it without touching history)",
     before=("l3-approved",), after="patch-four-eyes")
 
+CONVERSATION_IN_STORE = Patch(
+    id="conversation-in-store", workflow="AgentRun", added=date(2026, 12, 3),
+    why="the conversation and large tool results live in the blob store: call_model carries a reference and the "
+        "messages added since, run_tool stores large outputs; long runs continue as new with their state",
+    before=("l5-merged.agent-coder-0-4", "l5-merged.agent-reviewer-0-9", "l3-approved.agent-coder-0-4"),
+    after="patch-conversation-in-store.agent-coder-0-4")
+
 REGISTER: list[Patch] = [COUNT_TOOL_DENIALS, OFFER_MCP_TOOLS, CLI_AGENT_CODER, TELL_ISSUE_NO_CODER,
-                         STAGE_FAILURE_ENDS_RUN, FOUR_EYES]
+                         STAGE_FAILURE_ENDS_RUN, FOUR_EYES, CONVERSATION_IN_STORE]

@@ -11,6 +11,7 @@ spec2ship's own GPU workers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from activities.agents.registry import (
     load_registry,
 )
 from activities.config import data_dir, default_model, task_queue
+from activities.store import BlobStore, StoreError, open_store, store_failure
+from activities.store.conversation import converse
 from contracts.activities import ModelCalls, Planning
 from contracts.agents import AgentPlan, ModelChoice, ModelRequest, ModelTurn, PlanAgentsInput, Role, is_builtin
 from contracts.names import MODEL_STATS, model_evidence_id
@@ -67,15 +70,16 @@ def provider_failure(error: ProviderError) -> ApplicationError:
 
 
 class ModelActivities(Planning, ModelCalls):
-    """Holds the provider resolver (a test can hand in a fake one) and the shared CPU queue, where
-    calls of remote and scripted models run."""
+    """Holds the provider resolver (a test can hand in a fake one), the shared CPU queue, where calls of
+    remote and scripted models run, and the blob store that holds agents' conversations."""
 
     def __init__(self, resolver: object = resolve_provider, cpu_queue: str | None = None,
-                 data_dir: Path | None = None, client: Client | None = None) -> None:
+                 data_dir: Path | None = None, client: Client | None = None, store: BlobStore | None = None) -> None:
         self._resolve = resolver
         self._cpu_queue = cpu_queue or task_queue()
         self._data_dir = data_dir
         self._client = client  # None: no evidence to read; registry picks are then seeded draws only
+        self._store = store
 
     @activity.defn(name="plan_agents")
     async def plan_agents(self, request: PlanAgentsInput) -> AgentPlan:
@@ -155,14 +159,24 @@ class ModelActivities(Planning, ModelCalls):
             entry = None if is_builtin(request.model) else load_registry().get(request.model)
         except (ConfigError, UnknownModelError) as error:
             raise ApplicationError(str(error), type="config", non_retryable=True) from error
+        # Span, GenAI metrics, price and a usage record (for `spec2ship costs`) around the call.
+        def complete(whole: ModelRequest) -> Awaitable[ModelTurn]:
+            return observed_complete(provider, whole, request_model=entry.model if entry else None,
+                                     price=entry.price if entry else None, data_dir=self._data_dir or data_dir())
+
         try:
-            # Span, GenAI metrics, price and a usage record (for `spec2ship costs`) around the call.
-            return await observed_complete(
-                provider, request, request_model=entry.model if entry else None,
-                price=entry.price if entry else None, data_dir=self._data_dir or data_dir(),
-            )
+            return await converse(self.store, request, complete)
         except ProviderError as error:
             raise provider_failure(error) from error
+        except StoreError as error:
+            raise store_failure(error) from error
+
+    @property
+    def store(self) -> BlobStore:
+        """The configured store, opened on first use: planning never needs it."""
+        if self._store is None:
+            self._store = open_store(self._data_dir)
+        return self._store
 
 
 def _registry() -> ModelRegistry:

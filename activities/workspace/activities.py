@@ -17,6 +17,8 @@ from activities.forge.base import Forge, ForgeError
 from activities.preview.base import PreviewBackend
 from activities.review.checks import deterministic_checks, risk_checks
 from activities.review.erosion import FileChange, wanted
+from activities.store import BlobStore, StoreError, open_store, store_failure
+from activities.store.conversation import store_tool_output
 from activities.workspace.dispatch import execute
 from activities.workspace.tools import Workspace
 from contracts.activities import WorkspaceCalls
@@ -53,12 +55,13 @@ def safe_name(text: str) -> str:
 
 
 class WorkspaceActivities(WorkspaceCalls):
-    """Bound to one worker: its data folder, its queue name and its preview backend."""
+    """Bound to one worker: its data folder, its queue name, its preview backend and the blob store."""
 
-    def __init__(self, data_dir: Path, queue: str, preview: PreviewBackend) -> None:
+    def __init__(self, data_dir: Path, queue: str, preview: PreviewBackend, store: BlobStore | None = None) -> None:
         self.data_dir = data_dir
         self.queue = queue
         self.preview = preview
+        self.store = store or open_store(data_dir)
 
     def _forge(self, repo: RepoRef) -> Forge:
         """The forge, with GitHub working copies kept under this worker's own workspace folder."""
@@ -99,7 +102,12 @@ class WorkspaceActivities(WorkspaceCalls):
                             call_id=request.call.id, arguments=request.call.arguments) as span:
             result = execute(Workspace(root), request.call, request.grant)
             span.set_attribute("spec2ship.tool.status", result.status.value)
+        if request.output_scope is None:
             return result
+        try:
+            return store_tool_output(self.store, request.output_scope, result)
+        except StoreError as error:
+            raise store_failure(error) from error
 
     @activity.defn(name="list_mcp_tools")
     def list_mcp_tools(self, request: ListMcpToolsInput) -> McpToolset:

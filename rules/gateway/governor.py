@@ -7,9 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from contracts.agent_run import RunLimits
+from contracts.agent_run import GovernorState, RunLimits
 from contracts.agents import ToolCall
 from contracts.workspace import ToolGrant
 from rules.gateway.commands import command_refusal
@@ -19,17 +17,9 @@ from rules.gateway.patches import patch_targets
 from rules.gateway.paths import PathRefused, normalise, read_refusal, write_refusal
 from rules.gateway.verdict import GateVerdict
 
+__all__ = ["MAX_CONTENT_CHARS", "GovernorState", "admit", "check_call", "repeated_call"]
+
 MAX_CONTENT_CHARS = 1_000_000
-
-
-
-
-class GovernorState(BaseModel):
-    """What the gateway remembers about one run: it travels inside the AgentRun workflow."""
-
-    digests: dict[str, int] = Field(default_factory=dict)
-    denials: int = 0
-    recent_calls: list[datetime] = Field(default_factory=list)
 
 
 def _str_arg(arguments: dict[str, Any], name: str) -> str:

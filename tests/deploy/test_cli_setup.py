@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from contracts.names import SEARCH_ATTRIBUTES
+from contracts.names import SEARCH_ATTRIBUTES, STORE_JANITOR_SCHEDULE
 from workers.cli import app
 from workers.cli_setup import SetupError, ensure_search_attributes
 
@@ -72,6 +72,8 @@ def test_setup_registers_attributes_and_creates_then_updates_the_factory_schedul
     assert f"Temporal at {address}" in output
     assert "search attributes: added " + ", ".join(SEARCH_ATTRIBUTES) in output
     assert "schedule fx created: FactoryRun every 15m for acme/api, acme/web" in output
+    assert "store janitor schedule created: StoreJanitor every 1h" in output
+    assert _interval(bare_env.client, STORE_JANITOR_SCHEDULE) == timedelta(hours=1)
     assert set(SEARCH_ATTRIBUTES) <= set(_custom_attributes(bare_env.client))
     assert _interval(bare_env.client, "fx") == timedelta(minutes=15)
 
@@ -80,11 +82,12 @@ def test_setup_registers_attributes_and_creates_then_updates_the_factory_schedul
     assert code == 0, output
     assert "search attributes: all present" in output
     assert "schedule fx updated: FactoryRun every 1h for acme/api" in output
+    assert "store janitor schedule updated: StoreJanitor every 1h" in output
     assert _interval(bare_env.client, "fx") == timedelta(hours=1)
 
 
 def test_setup_without_repositories_touches_no_schedule(bare_env: WorkflowEnvironment, address: str) -> None:
-    code, output = _setup("--no-search-attributes")
+    code, output = _setup("--no-search-attributes", "--no-store-janitor")
     assert code == 0, output
     assert "schedule" not in output and "search attributes" not in output
 
