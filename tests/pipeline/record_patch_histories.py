@@ -43,6 +43,11 @@ async def offer_mcp_tools(client: Client, queue: str, tmp: Path) -> str:
     return handle.id
 
 
+async def conversation_in_store(client: Client, queue: str, tmp: Path) -> str:
+    """Every AgentRun started today keeps its conversation in the blob store: the L5 run of the sample again."""
+    return await offer_mcp_tools(client, queue, tmp)
+
+
 async def cli_agent_coder(client: Client, queue: str, tmp: Path) -> str:
     """A coder whose registry entry is a CLI agent: one run_cli_agent activity."""
     agent = tmp / "fake_agent.py"
@@ -129,6 +134,7 @@ SCENARIOS: dict[str, Scenario] = {
     "offer-mcp-tools": offer_mcp_tools, "cli-agent-coder": cli_agent_coder,
     "count-tool-denials": count_tool_denials, "tell-issue-no-coder": tell_issue_no_coder,
     "stage-failure-ends-run": stage_failure_ends_run, "four-eyes": four_eyes,
+    "conversation-in-store": conversation_in_store,
 }
 
 
