@@ -75,7 +75,8 @@ async def one(client: Client, queue: str, scratch: Path, steps: int) -> AgentFig
     if not agents_runs:
         raise system.BenchSetupError(f"run {workflow_id} ended ({outcome}) without an agent run")
 
-    in_process = system.InProcessSteps(client, scratch / "in-process", system.clone(made.repo, folder / "clone"))
+    in_process = system.InProcessSteps(client, scratch / "in-process", system.clone(made.repo, folder / "clone"),
+                                       worker_data=scratch / "data")
     calls = await in_process.calls([event for run in agents_runs for event in run.events])
     started = time.perf_counter()
     for call in calls:

@@ -44,6 +44,7 @@ from webhook.webhook_doubles import VALID_SPEC_BODY, issue_payload  # noqa: E402
 
 from activities.agents.model_activities import ModelActivities  # noqa: E402
 from activities.preview.local import LocalPreviewBackend  # noqa: E402
+from activities.store import open_store  # noqa: E402
 from activities.workspace.activities import WorkspaceActivities  # noqa: E402
 from activities.workspace.dispatch import OUTPUT_CAP  # noqa: E402
 from contracts.agents import AgentChoice, ModelRequest  # noqa: E402
@@ -204,12 +205,14 @@ def is_agent_run(workflow_type: str) -> bool:
 class InProcessSteps:
     """The agent loop's steps without Temporal: the same activity methods the worker registers, called
     in this process with the inputs a durable run recorded in its history (tool calls against a clone
-    of the same repository)."""
+    of the same repository). Recorded inputs refer to the conversation in the workers' blob store, so
+    these steps use that store too (`worker_data`: the workers' data folder), and pay for it as they do."""
 
-    def __init__(self, client: Client, data_dir: Path, workspace: Path) -> None:
+    def __init__(self, client: Client, data_dir: Path, workspace: Path, worker_data: Path) -> None:
         self._client = client
-        self._models = ModelActivities(cpu_queue="bench-in-process", data_dir=data_dir, client=client)
-        self._tools = WorkspaceActivities(data_dir, "bench-in-process", LocalPreviewBackend(data_dir))
+        store = open_store(worker_data)
+        self._models = ModelActivities(cpu_queue="bench-in-process", data_dir=data_dir, client=client, store=store)
+        self._tools = WorkspaceActivities(data_dir, "bench-in-process", LocalPreviewBackend(data_dir), store)
         self._workspace = str(workspace)
 
     async def calls(self, events: Sequence[HistoryEvent]) -> list[tuple[str, Any]]:

@@ -42,7 +42,7 @@ def open_store(data_dir: Path | None = None, settings: StoreSettings | None = No
             secret_access_key=chosen.secret_access_key, session_token=chosen.session_token))
     from activities.store.folder import FolderStore
 
-    return FolderStore(chosen.folder_path(data_dir))
+    return CachingStore(FolderStore(chosen.folder_path(data_dir)))
 
 
 def store_failure(error: StoreError) -> ApplicationError:

@@ -40,7 +40,9 @@ def _folder(tmp_path: Path) -> Backend:
         (root / scope_folder_name(ref.scope) / ref.sha256).write_bytes(data)
 
     env = {"SPEC2SHIP_STORE": "folder", "SPEC2SHIP_STORE_DIR": str(root)}
-    return Backend(open_store(settings=StoreSettings(backend="folder", folder=str(root))), overwrite, env)
+    opened = open_store(settings=StoreSettings(backend="folder", folder=str(root)))
+    assert isinstance(opened, CachingStore), "workers read the folder through the in-process cache"
+    return Backend(opened.inner, overwrite, env)  # the contract is the backend's own; the cache is tested apart
 
 
 def _s3(server: S3Server) -> Backend:
