@@ -9,6 +9,7 @@ subcommands with options the CLI accepts, and every Secret key the chart reads m
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import typer.main
 import yaml
 
 from activities.agents.registry import parse_registry
+from activities.config import StoreSettings
 from activities.workspace.mcp_tools import McpSettings
 from deploy.render import RELEASE, RenderError, load_values, main, objects, render
 from deploy.render import lint as lint_chart
@@ -34,7 +36,9 @@ KEDA_SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "keda.sh_scaledob
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest the validator knows.
 KUBE_VERSIONS = ["1.27.0", kubernetes_validate.latest_version()]
 INIT_AND_CLI = ["/usr/bin/tini", "--", "spec2ship"]
-MINIMAL = {"webhook": {"secret": {"secretName": "hook"}}}
+MINIMAL = {"webhook": {"secret": {"secretName": "hook"}}, "store": {"s3": {
+    "bucket": "blobs", "prefix": "spec2ship/", "endpoint": "", "region": "", "pathStyle": "auto",
+    "credentials": {"secretName": "", "accessKeyIdKey": "access-key-id", "secretAccessKeyKey": "secret-access-key"}}}}
 
 
 @pytest.fixture(scope="module", params=CI_VALUES, ids=lambda path: path.stem)
@@ -251,6 +255,34 @@ def test_the_config_map_holds_what_the_workers_parse(rendered: tuple[Path, list[
             assert entry.api_key_env in env_names, f"model {entry.name} reads {entry.api_key_env}; the worker lacks it"
 
 
+def test_every_worker_reaches_the_same_blob_store(rendered: tuple[Path, list[dict[str, Any]]],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent loop hands conversations between workers by reference: CPU and GPU workers must name one store,
+    in settings the workers accept; a folder store is a shared volume, never a pod's own data folder."""
+    _, objs = rendered
+    stores = []
+    for deployment in by_kind(objs, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        if container["args"][0] not in {"worker", "gpu-worker"}:
+            continue
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]
+               if e["name"].startswith("SPEC2SHIP_STORE")}
+        stores.append(env)
+        for name in [name for name in os.environ if name.startswith("SPEC2SHIP_STORE")]:
+            monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value if isinstance(value, str) else "from-a-secret")
+        settings = StoreSettings.from_env()
+        if settings.backend == "folder":
+            [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == settings.folder]
+            [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+            assert volume["persistentVolumeClaim"]["claimName"], "a folder store must be a shared claim"
+        else:
+            assert settings.bucket
+    assert stores and all(store == stores[0] for store in stores)
+
+
 def test_the_gpu_worker_has_its_own_queue_gpus_and_gpu_nodes() -> None:
     values = load_values([CHART / "ci" / "gpu-keda-values.yaml"])
     objs = objects(render(CHART, values))
@@ -314,6 +346,9 @@ def test_rbac_grants_only_what_previews_need(rendered: tuple[Path, list[dict[str
     ({"temporal": {"address": "https://temporal:7233"}}, "/temporal/address"),
     ({"setup": {"factory": {"repos": ["not-a-repo"]}}}, "/setup/factory/repos/0"),
     ({"previews": {"kubernetes": {"gitops": "fluxcd"}}}, "/previews/kubernetes/gitops"),
+    ({"store": {"s3": {**MINIMAL["store"]["s3"], "bucket": ""}}}, "/store/s3/bucket"),
+    ({"store": {"backend": "folder"}}, "/store/folder/claim"),
+    ({"store": {"retention": "a week"}}, "/store/retention"),
 ])
 def test_a_mistyped_or_missing_value_fails_with_the_field_named(values: dict[str, Any], named_field: str) -> None:
     merged = load_values([]) | MINIMAL

@@ -234,3 +234,63 @@ imagePullSecrets:
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end -}}
+
+{{/* The blob store every worker and GPU worker shares (agent conversations, large tool results). */}}
+{{- define "spec2ship.storeEnv" -}}
+{{- with .Values.store }}
+- name: SPEC2SHIP_STORE
+  value: {{ .backend | quote }}
+- name: SPEC2SHIP_STORE_RETENTION
+  value: {{ .retention | quote }}
+{{- if eq .backend "folder" }}
+- name: SPEC2SHIP_STORE_DIR
+  value: /store
+{{- else }}
+- name: SPEC2SHIP_STORE_BUCKET
+  value: {{ .s3.bucket | quote }}
+- name: SPEC2SHIP_STORE_PREFIX
+  value: {{ .s3.prefix | quote }}
+{{- with .s3.endpoint }}
+- name: SPEC2SHIP_STORE_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- with .s3.region }}
+- name: SPEC2SHIP_STORE_REGION
+  value: {{ . | quote }}
+{{- end }}
+{{- if ne .s3.pathStyle "auto" }}
+- name: SPEC2SHIP_STORE_PATH_STYLE
+  value: {{ .s3.pathStyle | quote }}
+{{- end }}
+{{- with .s3.credentials }}
+{{- if .secretName }}
+- name: SPEC2SHIP_STORE_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ .accessKeyIdKey }}
+- name: SPEC2SHIP_STORE_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ .secretAccessKeyKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "spec2ship.storeVolume" -}}
+{{- if eq .Values.store.backend "folder" }}
+- name: store
+  persistentVolumeClaim:
+    claimName: {{ .Values.store.folder.claim }}
+{{- end }}
+{{- end -}}
+
+{{- define "spec2ship.storeMount" -}}
+{{- if eq .Values.store.backend "folder" }}
+- name: store
+  mountPath: /store
+{{- end }}
+{{- end -}}
