@@ -26,7 +26,7 @@ from typer.exceptions import TyperException
 
 from activities.config import TemporalSettings, task_queue
 from activities.config import data_dir as default_data_dir
-from activities.store import StoreError
+from activities.store import StoreError, open_store
 from activities.telemetry.setup import process_telemetry
 from contracts.agents import AgentChoice
 from contracts.names import APPROVE, OVERRIDE, REJECT, REQUEST_CHANGES
@@ -315,9 +315,11 @@ def worker(data_dir: DataDirOpt = None, health_port: HealthPortOpt = None,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        store = open_store(state_folder(data_dir))
+        store.check()  # before Temporal: a store this worker cannot use is said at once, in one line
         client = await client_or_fail()
         Console().print(f"worker polling {task_queue()} at {client.service_client.config.target_host}")
-        workers = build_workers(client, data_dir=state_folder(data_dir),
+        workers = build_workers(client, data_dir=state_folder(data_dir), store=store,
                                 graceful_shutdown=timedelta(seconds=shutdown_grace))
         async with serving_health(health_port, client, workers, stop):
             await run_workers(workers, stop)
