@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from activities.forge.local import LocalForge
+from contracts.forge import PullRequest
 from workers.sample.repo import git as sample_git
 
 FIRST_FILES = {"README.md": "# demo\n", "app.py": "print('hello')\n"}
@@ -42,3 +44,14 @@ def make_repo(root: Path, second: Mapping[str, str], branch: str = "main") -> Pa
     commit(repo, FIRST_FILES, "first")
     commit(repo, second, "second")
     return repo
+
+
+def open_change(forge: LocalForge, root: Path, files: Mapping[str, str], branch: str = "feature") -> PullRequest:
+    """A pull request for `branch`, made as a run makes one: a workspace, a published commit, a PR."""
+    dest = root / f"ws-{branch.replace('/', '-')}"
+    forge.prepare_workspace(branch, dest)
+    for name, text in files.items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_text(text)
+    forge.publish_branch(dest, branch, f"change on {branch}")
+    return forge.open_pull_request(branch, f"Change {branch}", "body")

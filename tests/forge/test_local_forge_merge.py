@@ -1,18 +1,20 @@
-"""Merging on the local forge: real merge commits, idempotency, and a user's working tree left alone."""
+"""Merging on the local forge: real merge commits, idempotency, and the outcomes a workflow must handle.
+
+How a checkout of the base branch follows a merge is in test_local_forge_checkout.py.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
-from local_git_repo import commit, git, isolate_git, make_repo
+from local_git_repo import commit, git, isolate_git, make_repo, open_change
 
 from activities.forge.base import ForgeError
 from activities.forge.local import LocalForge, get_pull_request_record
-from contracts.forge import MergeOutcome, PullRequest, PullRequestState
+from contracts.forge import MergeOutcome, PullRequestState
 
 
 @pytest.fixture(autouse=True)
@@ -28,15 +30,6 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path, {"notes.txt": "notes\n"})
-
-
-def open_change(forge: LocalForge, tmp_path: Path, files: dict[str, str], branch: str = "feature") -> PullRequest:
-    dest = tmp_path / f"ws-{branch}"
-    forge.prepare_workspace(branch, dest)
-    for name, text in files.items():
-        (dest / name).write_text(text)
-    forge.publish_branch(dest, branch, f"change on {branch}")
-    return forge.open_pull_request(branch, f"Change {branch}", "body")
 
 
 def worktree_count(repo: Path) -> int:
@@ -64,37 +57,6 @@ def test_merge_in_a_clean_main_worktree(repo: Path, tmp_path: Path) -> None:
     again = forge.merge(pr)
     assert (again.outcome, again.merge_sha) == (MergeOutcome.already_merged, result.merge_sha)
     assert git(repo, "rev-parse", "main") == result.merge_sha
-
-
-def test_merge_leaves_a_dirty_main_worktree_alone(repo: Path, tmp_path: Path, _isolated: Path) -> None:
-    forge = LocalForge(repo)
-    before = git(repo, "rev-parse", "main")
-    pr = open_change(forge, tmp_path, {"feature.txt": "new\n", "app.py": "print('bye')\n"})
-    (repo / "README.md").write_text("# my local edit\n")
-    (repo / "untracked.txt").write_text("mine\n")
-
-    result = forge.merge(pr)
-    assert result.outcome is MergeOutcome.merged
-    assert git(repo, "rev-parse", "main") == result.merge_sha
-    assert git(repo, "log", "-1", "--format=%P", "main").split() == [before, pr.head_sha]
-    assert git(repo, "show", "main:feature.txt") == "new"
-    # The user's files are exactly as they were: edits kept, nothing checked out over them.
-    assert (repo / "README.md").read_text() == "# my local edit\n"
-    assert (repo / "untracked.txt").read_text() == "mine\n"
-    assert (repo / "app.py").read_text() == "print('hello')\n"
-    assert not (repo / "feature.txt").exists()
-    assert worktree_count(repo) == 2  # main and the PR's workspace: no scratch worktree left
-    assert list(_isolated.iterdir()) == []
-    assert forge.merge(pr).outcome is MergeOutcome.already_merged
-
-    # The message tells the user how to bring the lagging worktree up to date, and the advice works.
-    recipe = result.message.split("run `")[1].split("`")[0]
-    subprocess.run(recipe, shell=True, cwd=repo, check=True, capture_output=True)
-    assert git(repo, "diff", "--cached", "--name-only") == ""  # nothing staged: index matches main again
-    assert git(repo, "diff", "--name-only") == "README.md"
-    assert git(repo, "ls-files", "--others") == "untracked.txt"
-    assert (repo / "feature.txt").read_text() == "new\n"
-    assert (repo / "README.md").read_text() == "# my local edit\n"
 
 
 def test_merge_when_the_main_worktree_is_on_another_branch(repo: Path, tmp_path: Path) -> None:
