@@ -104,6 +104,8 @@ def test_head_changed_since_validation(repo: Path, tmp_path: Path) -> None:
     result = forge.merge(validated)
     assert result.outcome is MergeOutcome.head_changed
     assert validated.head_sha[:12] in result.message
+    assert result.pr is not None and result.pr.state is PullRequestState.open
+    assert result.pr.head_sha == git(repo, "rev-parse", "feature")
     assert git(repo, "rev-parse", "main") == before
 
     current = forge.find_pull_request("feature")
@@ -139,8 +141,11 @@ def test_rebase_is_refused_and_closed_is_reported(repo: Path, tmp_path: Path) ->
     pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
     with pytest.raises(ForgeError, match="not a rebase"):
         forge.merge(pr, method="rebase")
-    forge.close_pull_request(pr, "no longer wanted")
-    assert forge.merge(pr).outcome is MergeOutcome.closed
+    closed = forge.close_pull_request(pr, "no longer wanted")
+    assert closed.state is PullRequestState.closed
+    result = forge.merge(pr)
+    assert result.outcome is MergeOutcome.closed
+    assert result.pr is not None and result.pr.state is PullRequestState.closed
 
 
 def test_merge_in_a_bare_repository(tmp_path: Path, repo: Path) -> None:
