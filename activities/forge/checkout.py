@@ -130,10 +130,12 @@ def find_block(git: Git, holder: Holder, branch: str, old: str, new: str) -> Che
     block.paths.sort(key=lambda blocked: blocked.path)
     if block.paths:
         return block
-    dry = at.run("read-tree", "-m", "-u", "-n", old, new, check=False, env=_LITERAL)
-    if not dry.ok:
-        block.problem = (f"git would not update its files ({_first_lines(dry.stderr)}); commit or stash the "
-                         "changes git names")
+    try:
+        at.run("read-tree", "-m", "-u", "-n", old, new)
+    except GitError as error:
+        if error.retryable:  # someone holds the index lock: the next attempt will do
+            raise
+        block.problem = _git_refusal(error)
         return block
     return None
 
@@ -151,11 +153,7 @@ def follow(git: Git, holders: list[Holder], branch: str, old: str, new: str, rea
             _undo(git, moved, old, new)
             if error.retryable:  # someone holds the index lock: the next attempt will do
                 raise
-            return CheckoutBlock(
-                worktree=holder.path, branch=branch,
-                problem=f"git would not update its files ({_first_lines(error.stderr)}); commit or stash the "
-                        "changes git names",
-            )
+            return CheckoutBlock(worktree=holder.path, branch=branch, problem=_git_refusal(error))
         moved.append(holder)
     try:
         git.run("update-ref", "-m", reason, f"refs/heads/{branch}", new, old)
@@ -252,6 +250,7 @@ def _undo(git: Git, moved: list[Holder], old: str, new: str) -> None:
             log.warning("could not put %s back on %s after a refused merge: %s", holder.path, old[:12], error)
 
 
-def _first_lines(text: str, limit: int = 3) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return "; ".join(lines[:limit]) or "no reason given"
+def _git_refusal(error: GitError, limit: int = 3) -> str:
+    lines = [line.strip() for line in error.stderr.strip().splitlines() if line.strip()]
+    said = "; ".join(lines[:limit]) or "no reason given"
+    return f"git would not update its files ({said}); commit or stash the changes git names"

@@ -36,6 +36,14 @@ def commit(cwd: Path, files: Mapping[str, str], message: str) -> str:
     return git(cwd, "rev-parse", "HEAD")
 
 
+def make_branch(repo: Path, name: str, files: Mapping[str, str]) -> str:
+    """A branch with one commit on top of main, made in the main worktree (which ends back on main)."""
+    git(repo, "switch", "-q", "-c", name)
+    sha = commit(repo, files, f"work on {name}")
+    git(repo, "switch", "-q", "main")
+    return sha
+
+
 def make_repo(root: Path, second: Mapping[str, str], branch: str = "main") -> Path:
     """`root/repo` with two commits on `branch`: FIRST_FILES, then `second`."""
     repo = root / "repo"

@@ -10,13 +10,14 @@ with git afterwards, not what the forge says it did.
 from __future__ import annotations
 
 import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from local_git_repo import commit, git, isolate_git, make_repo, open_change
+from local_git_repo import commit, git, make_branch, make_repo, open_change
 
+from activities.forge import checkout
+from activities.forge.base import ForgeError
 from activities.forge.gitcli import Git
 from activities.forge.local import LocalForge, get_pull_request_record
 from contracts.forge import MergeOutcome, MergeResult, PullRequestState
@@ -24,14 +25,7 @@ from contracts.forge import MergeOutcome, MergeResult, PullRequestState
 CHANGE = {"feature.txt": "new\n", "app.py": "print('bye')\n"}
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No global git config, and a private temp folder so leftovers of a merge can be seen."""
-    isolate_git(monkeypatch, tmp_path)
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return scratch
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 @pytest.fixture
@@ -55,10 +49,18 @@ def assert_in_step(where: Path, result: MergeResult) -> None:
     assert not merged & set(git(where, "diff", "--name-only").splitlines())
 
 
+def check_out_main_elsewhere(repo: Path, tmp_path: Path) -> Path:
+    """The main worktree moves to another branch and main is checked out in a second worktree."""
+    git(repo, "switch", "-q", "-c", "elsewhere")
+    other = tmp_path / "main-checkout"
+    git(repo, "worktree", "add", "-q", str(other), "main")
+    return other
+
+
 # --------------------------------------------------------------------------- the checkout follows
 
 
-def test_a_clean_checkout_follows_the_merge(repo: Path, tmp_path: Path, _isolated: Path) -> None:
+def test_a_clean_checkout_follows_the_merge(repo: Path, tmp_path: Path, scratch: Path) -> None:
     forge = LocalForge(repo)
     pr = open_change(forge, tmp_path, CHANGE)
 
@@ -70,7 +72,7 @@ def test_a_clean_checkout_follows_the_merge(repo: Path, tmp_path: Path, _isolate
     assert (repo / "app.py").read_text() == "print('bye')\n"
     assert str(repo) in result.message and "git merge --ff-only" in result.message
     assert f"spec2ship: merge pull request #{pr.number}" in git(repo, "reflog", "-1", "--format=%gs", "main")
-    assert list(_isolated.iterdir()) == []  # the throwaway merge worktree is gone
+    assert list(scratch.iterdir()) == []  # the throwaway merge worktree is gone
 
 
 def test_an_unstaged_change_to_another_file_is_kept(repo: Path, tmp_path: Path) -> None:
@@ -138,9 +140,7 @@ def test_a_careless_commit_after_the_merge_records_only_the_persons_change(repo:
 def test_a_second_worktree_that_has_the_branch_checked_out_follows(repo: Path, tmp_path: Path) -> None:
     forge = LocalForge(repo)
     pr = open_change(forge, tmp_path, CHANGE)
-    git(repo, "switch", "-q", "-c", "elsewhere")
-    other = tmp_path / "main-checkout"
-    git(repo, "worktree", "add", "-q", str(other), "main")
+    other = check_out_main_elsewhere(repo, tmp_path)
     (other / "README.md").write_text("# edit in the other worktree\n")
 
     result = LocalForge(repo, default_branch="main").merge(pr)
@@ -199,7 +199,7 @@ def refused(repo: Path, result: MergeResult, before: str, paths: list[str]) -> N
 
 @pytest.mark.parametrize("staged", [False, True], ids=["unstaged", "staged"])
 def test_an_uncommitted_change_to_a_merged_file_refuses_and_the_advice_works(
-    repo: Path, tmp_path: Path, _isolated: Path, staged: bool
+    repo: Path, tmp_path: Path, scratch: Path, staged: bool
 ) -> None:
     forge = LocalForge(repo)
     pr = open_change(forge, tmp_path, CHANGE)
@@ -216,7 +216,7 @@ def test_an_uncommitted_change_to_a_merged_file_refuses_and_the_advice_works(
     assert "stash" in result.message
     assert status(repo) == status_before
     assert (repo / "app.py").read_text() == "print('my own edit')\n"
-    assert list(_isolated.iterdir()) == []
+    assert list(scratch.iterdir()) == []
     assert forge.merge(pr).outcome is MergeOutcome.checkout_blocked  # a retry changes nothing
 
     # The message names a command that clears the way; after it the same merge goes through.
@@ -263,9 +263,7 @@ def test_a_change_in_the_way_in_a_second_worktree_refuses(repo: Path, tmp_path: 
     forge = LocalForge(repo)
     pr = open_change(forge, tmp_path, CHANGE)
     before = git(repo, "rev-parse", "main")
-    git(repo, "switch", "-q", "-c", "elsewhere")
-    other = tmp_path / "main-checkout"
-    git(repo, "worktree", "add", "-q", str(other), "main")
+    other = check_out_main_elsewhere(repo, tmp_path)
     (other / "app.py").write_text("print('edited over there')\n")
 
     result = LocalForge(repo, default_branch="main").merge(pr)
@@ -279,9 +277,7 @@ def test_a_change_in_the_way_in_a_second_worktree_refuses(repo: Path, tmp_path: 
 def test_a_merge_in_progress_in_the_checkout_refuses(repo: Path, tmp_path: Path) -> None:
     forge = LocalForge(repo)
     pr = open_change(forge, tmp_path, CHANGE)
-    git(repo, "switch", "-q", "-c", "side")
-    commit(repo, {"side.txt": "side\n"}, "side work")
-    git(repo, "switch", "-q", "main")
+    make_branch(repo, "side", {"side.txt": "side\n"})
     git(repo, "merge", "-q", "--no-ff", "--no-commit", "side")
     before = git(repo, "rev-parse", "main")
 
@@ -296,9 +292,7 @@ def test_a_merge_in_progress_in_the_checkout_refuses(repo: Path, tmp_path: Path)
 def test_a_rebase_of_the_branch_under_way_refuses(repo: Path, tmp_path: Path) -> None:
     forge = LocalForge(repo)
     pr = open_change(forge, tmp_path, CHANGE)
-    git(repo, "switch", "-q", "-c", "upstream")
-    commit(repo, {"notes.txt": "upstream notes\n"}, "upstream notes")
-    git(repo, "switch", "-q", "main")
+    make_branch(repo, "upstream", {"notes.txt": "upstream notes\n"})
     commit(repo, {"notes.txt": "my notes\n"}, "my notes")
     before = git(repo, "rev-parse", "main")
     stopped = subprocess.run(["git", "rebase", "upstream"], cwd=repo, capture_output=True, text=True)
@@ -309,3 +303,52 @@ def test_a_rebase_of_the_branch_under_way_refuses(repo: Path, tmp_path: Path) ->
     assert result.outcome is MergeOutcome.checkout_blocked
     assert "rebase of main is under way" in result.message and "git rebase --abort" in result.message
     assert git(repo, "rev-parse", "main") == before
+
+
+def test_untracked_files_in_a_folder_where_the_merge_puts_a_file_refuse_in_gits_words(
+    repo: Path, tmp_path: Path
+) -> None:
+    forge = LocalForge(repo)
+    pr = open_change(forge, tmp_path, {"docs": "a file where the person has a folder\n"})
+    before = git(repo, "rev-parse", "main")
+    (repo / "docs").mkdir()
+    (repo / "docs" / "draft.md").write_text("my draft\n")
+
+    result = forge.merge(pr)
+
+    assert result.outcome is MergeOutcome.checkout_blocked
+    assert "git would not update its files" in result.message and "docs" in result.message
+    assert git(repo, "rev-parse", "main") == before
+    assert (repo / "docs" / "draft.md").read_text() == "my draft\n"
+
+
+def test_a_checkout_busy_with_another_git_command_is_retried_not_refused(repo: Path, tmp_path: Path) -> None:
+    forge = LocalForge(repo)
+    pr = open_change(forge, tmp_path, CHANGE)
+    before = git(repo, "rev-parse", "main")
+    lock = repo / ".git" / "index.lock"
+    lock.write_text("")  # as while a person's `git add` runs
+
+    with pytest.raises(ForgeError) as busy:
+        forge.merge(pr)
+
+    assert busy.value.retryable and "index.lock" in str(busy.value)
+    assert git(repo, "rev-parse", "main") == before
+    lock.unlink()
+    assert_in_step(repo, forge.merge(pr))
+
+
+def test_a_branch_moved_by_someone_else_meanwhile_puts_the_checkout_back(repo: Path, tmp_path: Path) -> None:
+    """`follow` updates the checkout, then finds the branch moved: it undoes the checkout and says retry."""
+    old = git(repo, "rev-parse", "main")
+    new = make_branch(repo, "merged", {"feature.txt": "new\n"})
+    holders = checkout.holders_of(Git(repo), "main")
+    theirs = commit(repo, {"notes.txt": "committed meanwhile\n"}, "a person commits meanwhile")
+
+    with pytest.raises(ForgeError) as moved:
+        checkout.follow(Git(repo), holders, "main", old, new, "test merge")
+
+    assert moved.value.retryable and "try the merge again" in str(moved.value)
+    assert git(repo, "rev-parse", "main") == theirs
+    assert not (repo / "feature.txt").exists()
+    assert status(repo) == []

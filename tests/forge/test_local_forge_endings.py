@@ -4,11 +4,10 @@ works on it), and the status label that follows the outcome."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
-from local_git_repo import git, isolate_git, make_repo, open_change
+from local_git_repo import git, make_repo, open_change
 from temporalio.testing import ActivityEnvironment
 
 from activities.forge.activities import ForgeActivities
@@ -32,12 +31,7 @@ RUNNING, WAITING = STATUS_LABELS["running"], STATUS_LABELS["awaiting_human"]
 MERGED, REJECTED = STATUS_LABELS["merged"], STATUS_LABELS["rejected"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate_git(monkeypatch, tmp_path)
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 @pytest.fixture

@@ -6,25 +6,16 @@ How a checkout of the base branch follows a merge is in test_local_forge_checkou
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
-from local_git_repo import commit, git, isolate_git, make_repo, open_change
+from local_git_repo import commit, git, make_repo, open_change
 
 from activities.forge.base import ForgeError
 from activities.forge.local import LocalForge, get_pull_request_record
 from contracts.forge import MergeOutcome, PullRequestState
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No global git config, and a private temp folder so leftovers of a merge can be seen."""
-    isolate_git(monkeypatch, tmp_path)
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return scratch
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 @pytest.fixture
@@ -72,7 +63,7 @@ def test_merge_when_the_main_worktree_is_on_another_branch(repo: Path, tmp_path:
 
 @pytest.mark.parametrize("dirty", [False, True], ids=["clean-main", "dirty-main"])
 def test_conflict_is_not_mergeable_and_leaves_nothing_behind(
-    repo: Path, tmp_path: Path, _isolated: Path, dirty: bool
+    repo: Path, tmp_path: Path, scratch: Path, dirty: bool
 ) -> None:
     forge = LocalForge(repo)
     pr = open_change(forge, tmp_path, {"app.py": "print('from the branch')\n"})
@@ -89,7 +80,7 @@ def test_conflict_is_not_mergeable_and_leaves_nothing_behind(
     assert git(repo, "status", "--porcelain") == status_before
     assert (repo / "app.py").read_text() == "print('from main')\n"
     assert worktree_count(repo) == 2
-    assert list(_isolated.iterdir()) == []
+    assert list(scratch.iterdir()) == []
     record = get_pull_request_record(repo, pr.number)
     assert record is not None and record.state is PullRequestState.open
 
