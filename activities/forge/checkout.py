@@ -36,6 +36,7 @@ _IN_PROGRESS = {
 }
 _REBASE_DIRS = ("rebase-merge", "rebase-apply")
 _UNMERGED = {"DD", "AU", "UD", "UA", "DU", "AA", "UU"}
+_UNMERGED_WHY = "unmerged: a conflict is being resolved"
 _LISTED = 10  # paths named in a message; `blocking_paths` has them all
 # Ask git about paths exactly as written (no globs), and never take locks in a person's worktree to ask.
 _LITERAL = {"GIT_LITERAL_PATHSPECS": "1", "GIT_OPTIONAL_LOCKS": "0"}
@@ -124,7 +125,7 @@ def find_block(git: Git, holder: Holder, branch: str, old: str, new: str) -> Che
     wanted = touched | {parent for path in touched for parent in _parents(path)}
     uncommitted = _uncommitted(at)
     dirty = sorted(path for path in wanted if path in uncommitted)
-    settled = _already(at, new, [p for p in dirty if p in touched and uncommitted[p] != "unmerged"])
+    settled = _already(at, new, [p for p in dirty if p in touched and uncommitted[p] != _UNMERGED_WHY])
     block.paths = [BlockedPath(path=p, why=uncommitted[p]) for p in dirty if p not in settled]
     block.paths += _untracked_in_the_way(at, holder.path, sorted(wanted - set(uncommitted)), touched)
     block.paths.sort(key=lambda blocked: blocked.path)
@@ -195,7 +196,7 @@ def _uncommitted(git: Git) -> dict[str, str]:
             continue
         xy, path = entry[:2], entry[3:]
         if xy in _UNMERGED:
-            found[path] = "unmerged"
+            found[path] = _UNMERGED_WHY
         elif xy[0] != " " and xy[1] != " ":
             found[path] = "staged, and changed again since"
         elif xy[0] != " ":
