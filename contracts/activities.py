@@ -26,6 +26,7 @@ from contracts.evidence import CriterionResult, PreviewEvidence
 from contracts.factory import FactoryReport, ListReadyIssuesInput, ReadyIssues, StartSpecRunsInput
 from contracts.forge import (
     CloseChangeInput,
+    CloseChangeResult,
     LoadedSpec,
     LoadSpecInput,
     MergeInput,
@@ -97,7 +98,8 @@ class ForgeCalls:
         raise _declared()
 
     @activity.defn
-    def close_change(self, request: CloseChangeInput) -> None:
+    def close_change(self, request: CloseChangeInput) -> CloseChangeResult | None:
+        """Histories recorded before it returned a result hold None here."""
         raise _declared()
 
 

@@ -50,6 +50,7 @@ class RunContext:
     risk_rules: RiskRules = field(default_factory=RiskRules)
     policy_source: str | None = None
     four_eyes: bool = True  # the policy's, once loaded
+    delete_branches: bool = True  # the policy's, once loaded
     approved_by: str | None = None
     reserved: bool = False
     reserved_tokens: int = 0
@@ -95,6 +96,12 @@ class RunContext:
         self.set_stage("done")
         workflow.upsert_search_attributes([STATE_KEY.value_set(state.value)])
         workflow.set_current_details(f"{state.value}: " + "; ".join(reasons)[:500])
+
+    def update_pr(self, pr: PullRequest | None) -> None:
+        """The PR as the forge last reported it (merged, closed); results from older histories carry none."""
+        if pr is not None:
+            self.pr = pr
+            self.status.pr = pr
 
     def fail(self, reasons: list[str]) -> RunEnded:
         """End as failed; the caller raises what this returns, so type checkers see the stage stop."""

@@ -172,6 +172,7 @@ class SpecToShip:
         run.risk_rules = rules_for(policy)
         run.policy_source = loaded.policy_ref.describe() if loaded.policy_ref else None
         run.four_eyes = policy.four_eyes
+        run.delete_branches = policy.delete_branches
         run.spec = spec
         level = AutonomyLevel.lowest(policy.level_for(spec.service), spec.autonomy)
         run.level = level
@@ -185,8 +186,7 @@ class SpecToShip:
             stop_reason = await write_and_review(run, plan, feedback, max_rounds)
             criteria = await validate(run, spec, plan)
             decision = await decide(run, spec, level, policy, criteria, stop_reason)
-            if decision.decision is Decision.merge:
-                await merge(run, policy)
+            if decision.decision is Decision.merge and await merge(run, policy):
                 return
             if decision.decision is Decision.reject:
                 await close(run, f"spec2ship rejected this change: {'; '.join(decision.reasons)}")
@@ -198,8 +198,10 @@ class SpecToShip:
                 run.end(RunState.commented, decision.reasons)
                 return
             outcome = await await_human(run, policy.escalation)
+            while outcome.merges and not await merge(run, policy, by=outcome.action):
+                # The user's checkout is in the way: the status says which files; the next approval retries.
+                outcome = await await_human(run, policy.escalation)
             if outcome.merges:
-                await merge(run, policy, by=outcome.action)
                 return
             if outcome.kind in {OutcomeKind.reject, OutcomeKind.override}:
                 who = outcome.action.actor if outcome.action else "a human"
