@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pipeline_harness import running_workers
+from pipeline.pipeline_harness import running_workers
 from temporalio.testing import WorkflowEnvironment
 
 from workers.cli import run_command
