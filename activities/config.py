@@ -6,14 +6,58 @@ import hashlib
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 DEFAULT_TASK_QUEUE = "spec2ship"
 DEFAULT_GPU_QUEUE = "gpu-inference"
+
+
+class CodecSettings(BaseModel):
+    """Where the payload codec's keys come from; no source set means payloads are not encrypted.
+
+    Exactly one source: `SPEC2SHIP_CODEC_KEYS` (`ID:BASE64,...`), `SPEC2SHIP_CODEC_KEYS_FILE` (a file
+    in that format) or `SPEC2SHIP_CODEC_KEYS_DIR` (a mounted Kubernetes Secret: one file per key id).
+    `SPEC2SHIP_CODEC_KEY_ID` names the key that encrypts; the others only decrypt. Checked and read by
+    `workers.codec.keys.load_keyring`.
+    """
+
+    keys: SecretStr | None = None
+    keys_file: str | None = None
+    keys_dir: str | None = None
+    key_id: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CodecSettings:
+        env = os.environ if env is None else env
+        keys = env.get("SPEC2SHIP_CODEC_KEYS", "").strip()
+        return cls(
+            keys=SecretStr(keys) if keys else None,
+            keys_file=env.get("SPEC2SHIP_CODEC_KEYS_FILE", "").strip() or None,
+            keys_dir=env.get("SPEC2SHIP_CODEC_KEYS_DIR", "").strip() or None,
+            key_id=env.get("SPEC2SHIP_CODEC_KEY_ID", "").strip() or None,
+        )
+
+
+class CodecServerSettings(BaseModel):
+    """Who may call the codec server: bearer tokens from `SPEC2SHIP_CODEC_SERVER_TOKENS` (comma-separated)
+    or `SPEC2SHIP_CODEC_SERVER_TOKENS_FILE` (one per line, a mounted Secret). Never on the command line,
+    where any local user could read them in the process list."""
+
+    tokens: SecretStr | None = None
+    tokens_file: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CodecServerSettings:
+        env = os.environ if env is None else env
+        tokens = env.get("SPEC2SHIP_CODEC_SERVER_TOKENS", "").strip()
+        return cls(
+            tokens=SecretStr(tokens) if tokens else None,
+            tokens_file=env.get("SPEC2SHIP_CODEC_SERVER_TOKENS_FILE", "").strip() or None,
+        )
 
 
 class TemporalSettings(BaseModel):
@@ -24,6 +68,7 @@ class TemporalSettings(BaseModel):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_ca_file: str | None = None
+    codec: CodecSettings = Field(default_factory=CodecSettings)
 
     @classmethod
     def from_env(cls) -> TemporalSettings:
@@ -38,6 +83,7 @@ class TemporalSettings(BaseModel):
             tls_cert_file=env.get("TEMPORAL_TLS_CERT") or None,
             tls_key_file=env.get("TEMPORAL_TLS_KEY") or None,
             tls_ca_file=env.get("TEMPORAL_TLS_CA") or None,
+            codec=CodecSettings.from_env(env),
         )
 
 
