@@ -33,13 +33,8 @@ class CodecSettings(BaseModel):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CodecSettings:
         env = os.environ if env is None else env
-        keys = env.get("SPEC2SHIP_CODEC_KEYS", "").strip()
-        return cls(
-            keys=SecretStr(keys) if keys else None,
-            keys_file=env.get("SPEC2SHIP_CODEC_KEYS_FILE", "").strip() or None,
-            keys_dir=env.get("SPEC2SHIP_CODEC_KEYS_DIR", "").strip() or None,
-            key_id=env.get("SPEC2SHIP_CODEC_KEY_ID", "").strip() or None,
-        )
+        return cls(keys=_env_secret(env, "SPEC2SHIP_CODEC_KEYS"), keys_file=_env_text(env, "SPEC2SHIP_CODEC_KEYS_FILE"),
+                   keys_dir=_env_text(env, "SPEC2SHIP_CODEC_KEYS_DIR"), key_id=_env_text(env, "SPEC2SHIP_CODEC_KEY_ID"))
 
 
 class CodecServerSettings(BaseModel):
@@ -53,11 +48,17 @@ class CodecServerSettings(BaseModel):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CodecServerSettings:
         env = os.environ if env is None else env
-        tokens = env.get("SPEC2SHIP_CODEC_SERVER_TOKENS", "").strip()
-        return cls(
-            tokens=SecretStr(tokens) if tokens else None,
-            tokens_file=env.get("SPEC2SHIP_CODEC_SERVER_TOKENS_FILE", "").strip() or None,
-        )
+        return cls(tokens=_env_secret(env, "SPEC2SHIP_CODEC_SERVER_TOKENS"),
+                   tokens_file=_env_text(env, "SPEC2SHIP_CODEC_SERVER_TOKENS_FILE"))
+
+
+def _env_text(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
+
+
+def _env_secret(env: Mapping[str, str], name: str) -> SecretStr | None:
+    value = _env_text(env, name)
+    return SecretStr(value) if value else None
 
 
 class TemporalSettings(BaseModel):

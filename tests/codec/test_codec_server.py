@@ -4,7 +4,9 @@ for the Temporal UI's origin."""
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,9 +15,10 @@ import pytest_asyncio
 from doubles.http_server import served
 from pydantic import SecretBytes, SecretStr, ValidationError
 
-from workers.codec.access import CodecAccess
+from activities.config import CodecServerSettings
+from workers.codec.access import CodecAccess, load_tokens
 from workers.codec.encryption import EncryptionCodec
-from workers.codec.keys import Keyring
+from workers.codec.keys import CodecConfigError, Keyring
 from workers.codec.server import create_codec_app
 
 TOKEN = "tok-0123456789abcdef0123"
@@ -159,3 +162,19 @@ def test_an_origin_must_be_scheme_host_and_port() -> None:
     assert CodecAccess(namespace="n", cors_origins=[f"{UI}/"]).cors_origins == [UI]
     with pytest.raises(ValidationError, match="is not an origin"):
         CodecAccess(namespace="n", trusted_origins=["https://temporal.example.com/namespaces"])
+
+
+def test_tokens_come_from_the_variable_or_a_mounted_file_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{TOKEN}\n\n{SECOND_TOKEN}\n")
+    loaded = load_tokens(CodecServerSettings(tokens_file=str(tokens)))
+    assert [token.get_secret_value() for token in loaded] == [TOKEN, SECOND_TOKEN]
+    assert load_tokens(CodecServerSettings.from_env({"SPEC2SHIP_CODEC_SERVER_TOKENS": f"{TOKEN},{SECOND_TOKEN}"}))
+    assert load_tokens(CodecServerSettings()) == []
+    for settings, message in [
+        (CodecServerSettings(tokens_file=str(tmp_path / "missing")), "cannot be read (No such file or directory)"),
+        (CodecServerSettings(tokens=SecretStr(TOKEN), tokens_file=str(tokens)), "both set: set only one"),
+        (CodecServerSettings(tokens=SecretStr(f"{TOKEN},short")), "token 2 is shorter than 16 characters"),
+    ]:
+        with pytest.raises(CodecConfigError, match=re.escape(message)):
+            load_tokens(settings)

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from activities.config import CodecServerSettings
-from workers.codec.keys import CodecConfigError
+from workers.codec.keys import CodecConfigError, read_config_file
 
 ENV_TOKENS = "SPEC2SHIP_CODEC_SERVER_TOKENS"
 ENV_TOKENS_FILE = "SPEC2SHIP_CODEC_SERVER_TOKENS_FILE"
@@ -85,11 +85,7 @@ def load_tokens(settings: CodecServerSettings) -> list[SecretStr]:
         where, text = ENV_TOKENS, settings.tokens.get_secret_value().replace(",", "\n")
     elif settings.tokens_file:
         where = f"{ENV_TOKENS_FILE}={settings.tokens_file}"
-        try:
-            text = Path(settings.tokens_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise CodecConfigError(f"{where} cannot be read ({reason}): fix the path or its permissions") from None
+        text = read_config_file(Path(settings.tokens_file), where)
     else:
         return []
     tokens = [line.strip() for line in text.splitlines() if line.strip()]

@@ -67,7 +67,7 @@ def load_keyring(settings: CodecSettings) -> Keyring | None:
         keys = _keys(_list_entries(settings.keys.get_secret_value(), ENV_KEYS), ENV_KEYS)
     elif settings.keys_file:
         where = f"{ENV_KEYS_FILE}={settings.keys_file}"
-        keys = _keys(_list_entries(_read(Path(settings.keys_file), where), where), where)
+        keys = _keys(_list_entries(read_config_file(Path(settings.keys_file), where), where), where)
     else:
         assert settings.keys_dir is not None
         where = f"{ENV_KEYS_DIR}={settings.keys_dir}"
@@ -96,10 +96,11 @@ def _folder_entries(folder: Path, where: str) -> Iterator[tuple[str, str]]:
     if not files:
         raise CodecConfigError(f"{where} holds no key files: add one key per Secret key, named by its key id")
     for path in files:
-        yield path.name, _read(path, f"{where} (file {path.name})")
+        yield path.name, read_config_file(path, f"{where} (file {path.name})")
 
 
-def _read(path: Path, where: str) -> str:
+def read_config_file(path: Path, where: str) -> str:
+    """A key or token file's text; CodecConfigError naming `where` when it cannot be read."""
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
