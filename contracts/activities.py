@@ -153,7 +153,7 @@ class WorkspaceCalls:
         raise _declared()
 
     @activity.defn
-    def prepare_workspace(self, request: PrepareWorkspaceInput) -> WorkspaceRef:
+    async def prepare_workspace(self, request: PrepareWorkspaceInput) -> WorkspaceRef:
         raise _declared()
 
     @activity.defn

@@ -60,6 +60,7 @@ class Policy(BaseModel):
     trust_bar: float = Field(default=0.8, ge=0, le=1, description="L4 merges only at or above this trust.")
     max_review_rounds: int = Field(default=2, ge=0, le=10)
     merge_method: Literal["merge", "squash", "rebase"] = "merge"
+    four_eyes: bool = Field(default=True, description="Whoever asked for a change cannot approve or override it.")
     protected: ProtectedPolicy = Field(default_factory=ProtectedPolicy)
     tests: TestPolicy = Field(default_factory=TestPolicy)
 

@@ -34,6 +34,8 @@ class OutcomeRecord(BaseModel):
     started_at: datetime
     finished_at: datetime
     merge_sha: str | None = None
+    requested_by: str = ""
+    approved_by: str | None = Field(default=None, description="The person whose approval or override merged it.")
 
 
 class LaterSignal(StrEnum):

@@ -24,13 +24,17 @@ class RunState(StrEnum):
     expired = "expired"
     cancelled = "cancelled"
     commented = "commented"  # L1: agents only comment
+    # Set by clients for a workflow that closed without saying how (terminated, timed out): never by the run.
+    terminated = "terminated"
+    timed_out = "timed_out"
 
 
 class SpecToShipInput(BaseModel):
     repo: RepoRef
     spec: SpecSource
     agents: AgentChoice = Field(default_factory=AgentChoice)
-    requested_by: str = "cli"
+    requested_by: str = Field(default="cli", description="Who asked for the change; four eyes keeps them from "
+                                                         "approving it.")
     issue_number: int | None = Field(default=None, description="The GitHub issue the spec came from.")
     max_review_rounds: int | None = Field(default=None, description="Overrides the policy's value.")
 
@@ -83,6 +87,7 @@ class RunStatus(BaseModel):
     round: int = 0
     awaiting_human_since: datetime | None = None
     human_actions: list[str] = Field(default_factory=list)
+    requested_by: str = ""
 
     @property
     def has_decision(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 REDACTED = "[REDACTED]"
 
@@ -73,8 +74,13 @@ def _redact_assignments(text: str) -> tuple[str, int]:
     return "".join(pieces), count
 
 
-def redact(text: str, known_secrets: list[str] | None = None) -> tuple[str, int]:
-    """Return `text` with secrets replaced, and how many were replaced."""
+def redact(text: str, known_secrets: list[str] | None = None, *, assignments: bool = True) -> tuple[str, int]:
+    """Return `text` with secrets replaced, and how many were replaced.
+
+    `assignments` also redacts the value of anything named like a secret (`token = ...`): right for tool
+    outputs and logs, wrong for text whose meaning must survive (a spec's `tokens: 50000`, code the agent
+    writes), where only known values and credential shapes are replaced.
+    """
     count = 0
     # Longest first, so a secret that contains another is replaced whole.
     for secret in sorted({s for s in known_secrets or [] if s and len(s) >= 4}, key=len, reverse=True):
@@ -84,8 +90,26 @@ def redact(text: str, known_secrets: list[str] | None = None) -> tuple[str, int]
     for pattern in _TOKEN_PATTERNS:
         text, hits = pattern.subn(REDACTED, text)
         count += hits
+    if not assignments:
+        return text, count
     text, hits = _redact_assignments(text)
     return text, count + hits
+
+
+def redact_shapes(text: str, known_secrets: list[str] | None = None) -> str:
+    """Known secret values and credential shapes replaced; everything else, `key: value` lines too, kept."""
+    return redact(text, known_secrets, assignments=False)[0]
+
+
+def redact_strings(value: Any, known_secrets: list[str] | None = None) -> Any:
+    """Every string inside `value` (dicts, lists, nested) passed through `redact_shapes`."""
+    if isinstance(value, str):
+        return redact_shapes(value, known_secrets)
+    if isinstance(value, dict):
+        return {key: redact_strings(item, known_secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_strings(item, known_secrets) for item in value]
+    return value
 
 
 def contains_secret(text: str, known_secrets: list[str] | None = None) -> bool:

@@ -32,6 +32,7 @@ class ReportInput(BaseModel):
     cost_usd: float = 0.0
     human_actions: list[str] = Field(default_factory=list)
     ui_url: str | None = None
+    requested_by: str = ""
     policy_source: str | None = Field(default=None, description="Where the gate's policy came from.")
     opted_out: list[str] = Field(default_factory=list, description="Default protected patterns the policy removed.")
 
@@ -70,7 +71,8 @@ def _risk_section(report: ReportInput) -> list[str]:
 
 def render_report(report: ReportInput) -> str:
     lines = [MARKER, f"## spec2ship evidence: {report.spec_title}", ""]
-    lines.append(f"Service `{report.service}` · team `{report.team}` · run `{report.workflow_id}`")
+    requested = f" · requested by {report.requested_by}" if report.requested_by else ""
+    lines.append(f"Service `{report.service}` · team `{report.team}` · run `{report.workflow_id}`{requested}")
     if report.ui_url:
         lines.append(f"· [Temporal UI]({report.ui_url})")
     lines.append("")

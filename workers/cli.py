@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import getpass
 import json
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
+from typer.exceptions import TyperException
 
 from activities.config import CodecSettings, TemporalSettings, task_queue
 from activities.config import data_dir as default_data_dir
@@ -26,10 +31,12 @@ from contracts.agents import AgentChoice
 from contracts.names import APPROVE, OVERRIDE, REJECT, REQUEST_CHANGES
 from contracts.runs import HumanAction
 from specs.parser import SpecError
+from workers import temporal_client
 from workers.cli_budget import budget_app
 from workers.cli_codec import codec_app
 from workers.cli_costs import costs
 from workers.cli_ledger import dora, incident, restored, revert, trust
+from workers.cli_options import DataDirOpt, JsonOpt, state_folder
 from workers.cli_preview import preview_app
 from workers.cli_schedule import schedule_app
 from workers.cli_setup import setup
@@ -38,6 +45,7 @@ from workers.cli_webhook import webhook_app
 from workers.codec.keys import CodecConfigError, load_keyring
 from workers.gpu_worker import gpu_worker
 from workers.health import DEFAULT_SHUTDOWN_GRACE_S, HealthPortOpt, ShutdownGraceOpt
+from workers.inputs import InputFileError
 from workers.runs import (
     RunCommandError,
     RunSummary,
@@ -96,8 +104,8 @@ def traced(service_name: str, state: Callable[..., Path]) -> Callable[[Callable[
     return wrap
 
 
-def _state_of(data_dir: Path = Path("."), **_: object) -> Path:
-    return (data_dir / ".spec2ship").resolve()
+def _state_of(data_dir: Path | None = None, **_: object) -> Path:
+    return state_folder(data_dir)
 
 
 def _env_state(**_: object) -> Path:
@@ -105,8 +113,7 @@ def _env_state(**_: object) -> Path:
 
 
 app.command("gpu-worker")(traced("spec2ship-gpu-worker", _env_state)(gpu_worker))
-err = Console(stderr=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -118,7 +125,7 @@ def run_async(work: Awaitable[T]) -> T:
     """Run a coroutine; turn the errors a user can cause into one line."""
     try:
         return asyncio.run(work)  # type: ignore[arg-type]
-    except RunCommandError as error:
+    except (RunCommandError, InputFileError) as error:
         fail(str(error))
     except SpecError as error:
         for problem in error.problems:
@@ -141,7 +148,7 @@ def print_status(summary: RunSummary, as_json: bool) -> None:
     if as_json:
         typer.echo(summary.model_dump_json())
         return
-    console = Console()
+    console = Console(soft_wrap=True)  # ids and links stay whole, so they can be copied and clicked
     console.print(f"[bold]{summary.workflow_id}[/bold]  {summary.spec_title}")
     console.print(f"state: [bold]{summary.state.value}[/bold]  stage: {summary.stage}  decision: {summary.decision}")
     for reason in summary.reasons:
@@ -161,15 +168,18 @@ def run(
     agent: Annotated[str | None, typer.Option("--agent", help="Coder: scripted:FILE, patch:FILE or a model.")] = None,
     reviewer: Annotated[str | None, typer.Option("--reviewer", help="Review agent (optional).")] = None,
     judge: Annotated[str | None, typer.Option("--judge", help="Validation agent for judge criteria.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Return once the run has a decision.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Return once the run has a decision or ended.")] = False,
     as_json: JsonOpt = False,
+    actor: Annotated[str | None, typer.Option("--as", help="Who asks for the change (default: your user name); "
+                                                          "with four eyes they cannot approve it.")] = None,
 ) -> None:
     """Start a SpecToShip run against a local git repository."""
 
     async def go() -> RunSummary | str:
         choice = AgentChoice(coder=resolve_agent(agent), reviewer=resolve_agent(reviewer), judge=resolve_agent(judge))
         client = await client_or_fail()
-        handle, _ = await start_run(client, spec_file, repo, choice, task_queue=task_queue())
+        handle, _ = await start_run(client, spec_file, repo, choice, task_queue=task_queue(),
+                                    requested_by=person(actor, "--as"))
         if not wait:
             return handle.id
         return RunSummary.of(await wait_for_decision(handle))
@@ -182,33 +192,47 @@ def run(
     print_status(result, as_json)
 
 
-def _steer(update: str, workflow_id: str, reason: str, actor: str,
+def person(name: str | None, option: str) -> str:
+    """Who acts: the name given, else the OS user; never empty (it is recorded, and four eyes compares it)."""
+    if name is None:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            fail(f"{option}: cannot tell who you are (no user name in this environment); pass {option} NAME", code=2)
+    if not name.strip():
+        fail(f"{option}: give a name (it is recorded with the run)", code=2)
+    return name.strip()
+
+
+def _steer(update: str, workflow_id: str, reason: str, actor: str | None,
            decision: Literal["merge", "reject"] | None = None) -> None:
+    who = person(actor, "--as")
+
     async def go() -> str:
         client = await client_or_fail()
-        return await steer(client, workflow_id, update, HumanAction(actor=actor, reason=reason, decision=decision))
+        return await steer(client, workflow_id, update, HumanAction(actor=who, reason=reason, decision=decision))
 
     typer.echo(run_async(go()))
 
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the run and the ledger).")]
-AsOpt = Annotated[str, typer.Option("--as", help="Who decides (recorded).")]
+AsOpt = Annotated[str | None, typer.Option("--as", help="Who decides (recorded; default: your user name).")]
 
 
 @app.command()
-def approve(workflow_id: str, reason: ReasonOpt = "", actor: AsOpt = "cli") -> None:
+def approve(workflow_id: str, reason: ReasonOpt = "", actor: AsOpt = None) -> None:
     """Approve a run that waits for a human: it merges."""
     _steer(APPROVE, workflow_id, reason, actor)
 
 
 @app.command()
-def reject(workflow_id: str, reason: ReasonOpt, actor: AsOpt = "cli") -> None:
+def reject(workflow_id: str, reason: ReasonOpt, actor: AsOpt = None) -> None:
     """Reject a run that waits for a human: its PR is closed."""
     _steer(REJECT, workflow_id, reason, actor)
 
 
 @app.command("request-changes")
-def request_changes(workflow_id: str, reason: ReasonOpt, actor: AsOpt = "cli") -> None:
+def request_changes(workflow_id: str, reason: ReasonOpt, actor: AsOpt = None) -> None:
     """Send the change back to the coder with your comment."""
     _steer(REQUEST_CHANGES, workflow_id, reason, actor)
 
@@ -218,7 +242,7 @@ def override(
     workflow_id: str,
     decision: Annotated[str, typer.Option("--decision", help="merge or reject")],
     reason: ReasonOpt,
-    actor: AsOpt = "cli",
+    actor: AsOpt = None,
 ) -> None:
     """Decide against the gate (merge or reject), with a reason."""
     if decision == "merge":
@@ -234,11 +258,7 @@ def status(workflow_id: str, as_json: JsonOpt = False) -> None:
     """Where a run is: state, stage, decision and reasons, checks, PR, tokens."""
 
     async def go() -> RunSummary:
-        client = await client_or_fail()
-        try:
-            return RunSummary.of(await status_of(client, workflow_id))
-        except Exception as error:
-            raise RunCommandError(f"no run {workflow_id!r} ({type(error).__name__}: {error})") from error
+        return RunSummary.of(await status_of(await client_or_fail(), workflow_id))
 
     print_status(run_async(go()), as_json)
 
@@ -254,18 +274,19 @@ def list_command(as_json: JsonOpt = False, limit: Annotated[int, typer.Option(he
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    table = Table("workflow id", "title", "status", "stage", "decision", "service")
+    # Readable at 80 columns: the id folds, the rest stay on one line; state tells merged from rejected.
+    table = Table("run", "state", "decision", "service")
+    table.columns[0].overflow = "fold"
     for row in rows:
-        table.add_row(*(str(row[key]) for key in ("workflow_id", "title", "status", "stage", "decision", "service")))
+        state = str(row["state"] or row["status"])
+        table.add_row(f"{row['workflow_id']}\n[dim]{row['title']}[/dim]", state, str(row["decision"] or "-"),
+                      str(row["service"] or "-"))
     Console().print(table)
-
-
-DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="Where state is kept (.spec2ship/ inside it).")]
 
 
 @app.command()
 @traced("spec2ship-up", _state_of)
-def up(data_dir: DataDirOpt = Path("."), port: int = 7233, ui_port: int = 8233) -> None:
+def up(data_dir: DataDirOpt = None, port: int = 7233, ui_port: int = 8233) -> None:
     """Start the embedded stack: Temporal dev server (with UI), the workers and a GPU-queue worker per
     `hf-local` model of the registry, until Ctrl-C."""
     from workers.stack import StackError, temporal_server
@@ -277,11 +298,11 @@ def up(data_dir: DataDirOpt = Path("."), port: int = 7233, ui_port: int = 8233) 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            async with temporal_server(data_dir.resolve(), port, ui_port) as (client, started):
+            state = state_folder(data_dir)
+            async with temporal_server(state, port, ui_port) as (client, started):
                 where = f"http://localhost:{ui_port}" if started else "the existing server's UI"
                 Console().print(f"spec2ship is up: Temporal at {client.service_client.config.target_host}, "
-                                f"UI {where}; workers on queue {task_queue()}. Ctrl-C stops.")
-                state = (data_dir / ".spec2ship").resolve()
+                                f"UI {where}; workers on queue {task_queue()}; state in {state}. Ctrl-C stops.")
                 inference, notes = await build_inference_workers(client, data_dir=state)
                 for note in notes:
                     Console().print(note, highlight=False)
@@ -295,7 +316,7 @@ def up(data_dir: DataDirOpt = Path("."), port: int = 7233, ui_port: int = 8233) 
 
 @app.command()
 @traced("spec2ship-worker", _state_of)
-def worker(data_dir: DataDirOpt = Path("."), health_port: HealthPortOpt = None,
+def worker(data_dir: DataDirOpt = None, health_port: HealthPortOpt = None,
            shutdown_grace: ShutdownGraceOpt = DEFAULT_SHUTDOWN_GRACE_S) -> None:
     """Run the CPU worker against TEMPORAL_ADDRESS until Ctrl-C / SIGTERM."""
     from workers.health import serving_health
@@ -308,7 +329,7 @@ def worker(data_dir: DataDirOpt = Path("."), health_port: HealthPortOpt = None,
             loop.add_signal_handler(sig, stop.set)
         client = await client_or_fail()
         Console().print(f"worker polling {task_queue()} at {client.service_client.config.target_host}")
-        workers = build_workers(client, data_dir=(data_dir / ".spec2ship").resolve(),
+        workers = build_workers(client, data_dir=state_folder(data_dir),
                                 graceful_shutdown=timedelta(seconds=shutdown_grace))
         async with serving_health(health_port, client, workers, stop):
             await run_workers(workers, stop)
@@ -318,13 +339,13 @@ def worker(data_dir: DataDirOpt = Path("."), health_port: HealthPortOpt = None,
 
 @app.command()
 @traced("spec2ship-demo", _state_of)
-def demo(as_json: JsonOpt = False, data_dir: DataDirOpt = Path(".")) -> None:
+def demo(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
     """Run sample specs through the real pipeline: merged, escalated-then-approved, rejected, and more."""
     from workers.demo import DemoError, print_demo, run_demo
 
     async def go() -> object:
         try:
-            return await run_demo(data_dir.resolve(), quiet=as_json)
+            return await run_demo(state_folder(data_dir), quiet=as_json)
         except DemoError as error:
             raise RunCommandError(str(error)) from error
 
@@ -332,4 +353,44 @@ def demo(as_json: JsonOpt = False, data_dir: DataDirOpt = Path(".")) -> None:
 
 
 def main() -> None:
-    app()
+    """Run the command; whatever happens, one line at most for an error, and an exit that cannot abort.
+
+    Temporal's client leaves native threads that can crash CPython's finalization (`PyGILState_Release`,
+    temporalio/sdk-python#300): a process that talked to Temporal flushes its output and exits at once.
+    """
+    code = run_command()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if temporal_client.connected():
+        os._exit(code)
+    sys.exit(code)
+
+
+def run_command(args: list[str] | None = None) -> int:
+    """The exit code of one command: 0, 1 for a failure it reports, 2 for usage, 130 for Ctrl-C."""
+    try:
+        result = app(args=args, standalone_mode=False)
+    except typer.Exit as done:
+        return done.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        return 130
+    except TyperException as usage:  # the command line itself is wrong: click says what, exit 2
+        show = getattr(usage, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"[red]error:[/red] {usage}", highlight=False)
+        return int(getattr(usage, "exit_code", 2))
+    except ValidationError as invalid:
+        first = invalid.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or invalid.title
+        err.print(f"[red]error:[/red] {where}: {first['msg']}", highlight=False)
+        return 1
+    except Exception as error:  # a bug, not bad input: one line, and how to see more
+        if os.environ.get("SPEC2SHIP_DEBUG"):
+            raise
+        err.print(f"[red]error:[/red] {type(error).__name__}: {error} (an internal error: set SPEC2SHIP_DEBUG=1 "
+                  "to see where, and please report it)", highlight=False)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -38,7 +38,7 @@ class BudgetCliError(Exception):
 
 
 def _fail(message: str) -> NoReturn:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code=1)
 
 
@@ -110,36 +110,31 @@ def _usd(value: float | None) -> str:
 
 
 def _render(views: list[BudgetView], console: Console) -> None:
+    """Readable at 80 columns: limits share a cell with what is left of them."""
     table = Table(title="Team budgets")
-    for column in ("team", "period", "tokens used", "reserved", "free", "token limit", "usd used", "usd limit",
-                   "open runs", "period ends (UTC)"):
-        table.add_column(column, justify="left" if column in {"team", "period"} else "right")
+    for column in ("team", "period ends", "tokens used", "reserved", "left of limit", "USD used of limit", "runs"):
+        table.add_column(column, justify="left" if column in {"team", "period ends"} else "right")
     for view in views:
         table.add_row(
             view.team,
-            view.period.value,
+            f"{view.period.value}, {view.period_end:%m-%d}",
             f"{view.used.tokens:,}",
             f"{view.reserved.tokens:,}",
-            _tokens(view.free_tokens),
-            _tokens(view.limits.tokens),
-            f"${view.used.usd:,.2f}",
-            _usd(view.limits.usd),
+            f"{_tokens(view.free_tokens)} of {_tokens(view.limits.tokens)}",
+            f"${view.used.usd:,.2f} of {_usd(view.limits.usd)}",
             str(view.open_reservations),
-            view.period_end.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
     if len(views) == 1 and views[0].history:
         past = Table(title=f"Earlier periods of team {views[0].team}")
-        for column in ("start", "end", "tokens used", "token limit", "usd used", "usd limit"):
+        for column in ("from", "to", "tokens used of limit", "USD used of limit"):
             past.add_column(column)
         for closed in reversed(views[0].history):
             past.add_row(
                 closed.start.strftime("%Y-%m-%d"),
                 closed.end.strftime("%Y-%m-%d"),
-                f"{closed.used.tokens:,}",
-                _tokens(closed.limits.tokens),
-                f"${closed.used.usd:,.2f}",
-                _usd(closed.limits.usd),
+                f"{closed.used.tokens:,} of {_tokens(closed.limits.tokens)}",
+                f"${closed.used.usd:,.2f} of {_usd(closed.limits.usd)}",
             )
         console.print(past)
 
@@ -152,6 +147,8 @@ def set_budget(
     period: Annotated[str, typer.Option("--period", help="month, week or day (calendar, UTC).")] = "month",
 ) -> None:
     """Replace a team's budget (limits and period); runs already admitted keep their reservations."""
+    if not team.strip() or team != team.strip() or any(ch in team for ch in "/\\\n"):
+        _fail(f"TEAM {team!r}: give the team's name as specs spell it (no spaces around it, no slashes)")
     try:
         chosen = BudgetPeriod(period.strip().lower())
     except ValueError:

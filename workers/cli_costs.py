@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from activities.config import data_dir
 from activities.telemetry.usage_log import GroupBy, aggregate, read_usage, usage_path
+from workers.cli_options import DataDirOpt, state_folder
 
 _RELATIVE = re.compile(r"^(\d+)([dhm])$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -39,13 +38,11 @@ def costs(
     by: Annotated[GroupBy, typer.Option("--by", help="Group by team, service, model or role.")] = GroupBy.team,
     since: Annotated[str | None, typer.Option("--since", help="Only calls since a date or age (7d).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    data: Annotated[Path | None, typer.Option(
-        "--data-dir", help="The folder given to up/worker/demo --data-dir (reads its .spec2ship/); "
-        "default: SPEC2SHIP_DATA_DIR or ./.spec2ship.")] = None,
+    data: DataDirOpt = None,
 ) -> None:
     """Tokens and USD spent on model calls, from <data dir>/usage/usage.jsonl."""
     start = parse_since(since) if since is not None else None
-    folder = (data / ".spec2ship").resolve() if data is not None else data_dir()
+    folder = state_folder(data)
     rows = aggregate(read_usage(folder, start), by)
     if json_out:
         typer.echo(json.dumps([row.model_dump() for row in rows], indent=2))

@@ -45,7 +45,7 @@ SinceOpt = Annotated[
 def _run(action: Callable[[Client], Awaitable[T]]) -> T:
     """Connect, run the action, and turn the expected failures into a message and exit code 1."""
     settings = TemporalSettings.from_env()
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, soft_wrap=True)
 
     async def main() -> T:
         try:

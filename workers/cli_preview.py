@@ -18,6 +18,7 @@ from activities.config import VClusterSettings
 from activities.preview.vcluster.manifests import ManifestError
 from activities.preview.vcluster.render import render_preview
 from specs.parser import SpecError, parse_spec
+from workers.inputs import InputFileError, read_text_input
 
 __all__ = ["preview_app"]
 
@@ -54,16 +55,14 @@ def render(
         raise _fail(f"--controller {controller!r}: use argocd or flux", EXIT_USAGE)
     if pr < 1:
         raise _fail(f"--pr {pr}: a pull request number is 1 or more", EXIT_USAGE)
-    if not spec_file.is_file():
-        raise _fail(f"{spec_file}: no such spec file", EXIT_USAGE)
+    try:
+        text = read_text_input(spec_file, "spec")
+    except InputFileError as error:
+        raise _fail(str(error), EXIT_USAGE) from None
     if not repo.is_dir():
         raise _fail(f"--repo {repo}: not a folder")
     if not _SHA.match(sha):
         raise _fail(f"--sha {sha!r} is not a commit id: give 7 to 64 lowercase hexadecimal characters")
-    try:
-        text = spec_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise _fail(f"{spec_file}: cannot be read as UTF-8 text ({error})") from None
     try:
         spec = parse_spec(text, source=str(spec_file))
     except SpecError as error:

@@ -14,6 +14,7 @@ import typer
 
 from specs.parser import SpecError, SpecProblem, parse_spec
 from specs.schema import spec_json_schema
+from workers.inputs import InputFileError, check_input_file, read_text_input
 
 __all__ = ["spec_app"]
 
@@ -30,23 +31,21 @@ spec_app = typer.Typer(
 
 def _unreadable(path: Path) -> str | None:
     """Why a FILE argument cannot be read at all (a usage error, not an invalid spec), if it cannot."""
-    if not path.exists():
-        return f"{path}: no such file"
-    if path.is_dir():
-        return f"{path}: is a directory, not a spec file"
+    try:
+        check_input_file(path, "spec")
+    except InputFileError as error:
+        return str(error)
     return None
 
 
 def _read(path: Path) -> str | SpecProblem:
-    """The file's text, or a problem when it is not UTF-8 (a spec can only be Markdown text)."""
-    data = path.read_bytes()
+    """The file's text, or a located problem when it is not UTF-8 (a spec can only be Markdown text)."""
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        return SpecProblem(
-            source=str(path), line=line, field="<spec>", message=f"not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        )
+        return read_text_input(path, "spec")
+    except InputFileError as error:
+        where, _, message = str(error).partition(": ")
+        line = int(where.rsplit(":", 1)[1]) if where.startswith(f"{path}:") else 1
+        return SpecProblem(source=str(path), line=line, field="<spec>", message=message)
 
 
 @spec_app.command("validate")

@@ -76,7 +76,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def run_demo(data_dir: Path, quiet: bool = False) -> DemoResult:
+async def run_demo(state: Path, quiet: bool = False) -> DemoResult:
     started = time.monotonic()
     console = Console(stderr=True, quiet=quiet)
     port, ui_port = 7233, 8233
@@ -87,8 +87,8 @@ async def run_demo(data_dir: Path, quiet: bool = False) -> DemoResult:
     console.print(f"sample repository: {paths['repo']}")
     tag = uuid.uuid4().hex[:6]
     stop = asyncio.Event()
-    async with temporal_server(data_dir, port, ui_port) as (client, _started):
-        workers = build_workers(client, data_dir=(data_dir / ".spec2ship").resolve())
+    async with temporal_server(state, port, ui_port) as (client, _started):
+        workers = build_workers(client, data_dir=state)
         worker_task = asyncio.create_task(run_workers(workers, stop))
         try:
             await configure_budget(client, "research", BudgetConfig(tokens=200_000, period=BudgetPeriod.month))

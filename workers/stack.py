@@ -41,10 +41,14 @@ async def try_connect(settings: TemporalSettings, attempts: int = 1) -> Client |
     return None
 
 
+UI_URL_FILE = "ui-url"
+
+
 @contextlib.asynccontextmanager
-async def temporal_server(data_dir: Path, port: int, ui_port: int) -> AsyncIterator[tuple[Client, bool]]:
+async def temporal_server(state: Path, port: int, ui_port: int) -> AsyncIterator[tuple[Client, bool]]:
     """Yield a client to a running server: the one at TEMPORAL_ADDRESS if it answers, else a dev server
-    we start (and stop on exit). The bool says whether we started it."""
+    we start (and stop on exit), keeping its database in the state folder. The bool says whether we
+    started it; when we did, `<state>/ui-url` names its UI for links the CLI prints in other shells."""
     settings = TemporalSettings.from_env()
     existing = await try_connect(settings)
     if existing is not None:
@@ -58,7 +62,6 @@ async def temporal_server(data_dir: Path, port: int, ui_port: int) -> AsyncItera
         if port_in_use("127.0.0.1", number):
             raise StackError(f"port {number} ({name}) is already in use: stop what uses it or pass "
                              f"--{'port' if name == 'frontend' else 'ui-port'} with a free port")
-    state = data_dir / ".spec2ship"
     state.mkdir(parents=True, exist_ok=True)
     command = [str(binary), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port), "--ui-port",
                str(ui_port), "--db-filename", str(state / "temporal.db"), "--log-level", "error"]
@@ -77,8 +80,10 @@ async def temporal_server(data_dir: Path, port: int, ui_port: int) -> AsyncItera
         if client is None:
             raise StackError(f"the Temporal dev server did not answer on 127.0.0.1:{port} within 30 s; see {log.name}")
         await ensure_search_attributes(client)
+        (state / UI_URL_FILE).write_text(f"http://localhost:{ui_port}\n")
         yield client, True
     finally:
+        (state / UI_URL_FILE).unlink(missing_ok=True)
         process.terminate()
         try:
             process.wait(timeout=10)

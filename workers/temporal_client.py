@@ -13,6 +13,13 @@ from temporalio.converter import DataConverter, DefaultFailureConverterWithEncod
 
 from activities.config import CodecSettings, TemporalSettings
 
+_CONNECTED = False
+
+
+def connected() -> bool:
+    """Whether this process opened a Temporal client (its native runtime is then running)."""
+    return _CONNECTED
+
 
 async def connect(settings: TemporalSettings | None = None, *, interceptors: list | None = None) -> Client:
     """Connect with the pydantic data converter (every boundary model is pydantic), encrypting payloads
@@ -33,6 +40,8 @@ async def connect(settings: TemporalSettings | None = None, *, interceptors: lis
             client_private_key=Path(settings.tls_key_file).read_bytes() if settings.tls_key_file else None,
             server_root_ca_cert=Path(settings.tls_ca_file).read_bytes() if settings.tls_ca_file else None,
         )
+    global _CONNECTED
+    _CONNECTED = True
     return await Client.connect(
         settings.address,
         namespace=settings.namespace,

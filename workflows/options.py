@@ -33,6 +33,9 @@ WORKSPACE_GIT: ActivityOptions = {
     "schedule_to_start_timeout": timedelta(minutes=10),
     "retry_policy": RetryPolicy(maximum_attempts=5, non_retryable_error_types=["WorkspaceLost"]),
 }
+# Making the working copy: a clone can take minutes, so it heartbeats; a worker that crashed mid-clone is
+# noticed after 30 s (not after the 5-minute timeout) and the retry waits for that worker to come back.
+PREPARE_WORKSPACE: ActivityOptions = {**WORKSPACE_GIT, "heartbeat_timeout": timedelta(seconds=30)}
 # Finding a worker to hold the workspace: any worker on the shared queue answers at once.
 CLAIM_WORKSPACE: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30)}
 # Removing the workspace at the end: a janitor removes what this cannot, so it gives up after 30 minutes.

@@ -48,4 +48,16 @@ TELL_ISSUE_NO_CODER = Patch(
     why="a run started from an issue with no coder configured says so on the issue before it fails",
     before=("l5-merged", "rejected"), after="patch-tell-issue-no-coder")
 
-REGISTER: list[Patch] = [COUNT_TOOL_DENIALS, OFFER_MCP_TOOLS, CLI_AGENT_CODER, TELL_ISSUE_NO_CODER]
+STAGE_FAILURE_ENDS_RUN = Patch(
+    id="stage-failure-ends-run", workflow="SpecToShip", added=date(2026, 12, 3),
+    why="a stage whose activity fails for good (an unknown model, a forge that keeps refusing) ends the run as "
+        "failed with the reason, closes what it made and cleans up, instead of failing the workflow",
+    before=("l5-merged", "l3-approved", "rejected"), after="patch-stage-failure-ends-run")
+FOUR_EYES = Patch(
+    id="four-eyes", workflow="SpecToShip", added=date(2026, 12, 3),
+    why="an approve or override Signal from the person who asked for the change is ignored (the Update's "
+        "validator refuses it without touching history)",
+    before=("l3-approved",), after="patch-four-eyes")
+
+REGISTER: list[Patch] = [COUNT_TOOL_DENIALS, OFFER_MCP_TOOLS, CLI_AGENT_CODER, TELL_ISSUE_NO_CODER,
+                         STAGE_FAILURE_ENDS_RUN, FOUR_EYES]

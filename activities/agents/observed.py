@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from activities.agents.base import Provider
@@ -11,6 +12,7 @@ from activities.telemetry.genai import Redactor, model_call_span
 from activities.telemetry.setup import Telemetry
 from activities.telemetry.usage_log import UsageRecord, append_usage
 from contracts.agents import ModelRequest, ModelTurn
+from rules.redact import environment_secrets, redact_shapes, redact_strings
 
 
 async def observed_complete(
@@ -38,4 +40,16 @@ async def observed_complete(
         recorder.record(turn)
     if data_dir is not None:
         append_usage(data_dir, UsageRecord.from_turn(request, turn))
-    return turn
+    return redacted_turn(turn)
+
+
+def redacted_turn(turn: ModelTurn) -> ModelTurn:
+    """The turn as it may enter workflow history: credential shapes and the worker's own secrets replaced in
+    the text and in every tool call's arguments (a model can echo a secret from its prompt or invent one)."""
+    known = environment_secrets(os.environ)
+    message = turn.message.model_copy(update={
+        "content": redact_shapes(turn.message.content, known),
+        "tool_calls": [call.model_copy(update={"arguments": redact_strings(call.arguments, known)})
+                       for call in turn.message.tool_calls],
+    })
+    return turn.model_copy(update={"message": message})

@@ -7,6 +7,7 @@ and one client per repository across all activities of the worker (no new token 
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
@@ -32,6 +33,8 @@ from contracts.forge import (
 )
 from contracts.gate import POLICY_PATH
 from rules.policy import PolicyError, parse_policy
+from rules.redact import environment_secrets, redact_shapes, redact_strings
+from specs.models import Spec
 from specs.parser import SpecError, parse_issue_body, parse_spec
 
 
@@ -42,6 +45,15 @@ def forge_failure(error: ForgeError) -> ApplicationError:
         str(error), type="ForgeError", non_retryable=not error.retryable,
         next_retry_delay=timedelta(seconds=wait) if wait else None,
     )
+
+
+def _worker_secrets() -> list[str]:
+    return environment_secrets(os.environ)
+
+
+def _outgoing(text: str) -> str:
+    """What leaves for the forge (PR bodies, comments, evidence): known secrets and credential shapes replaced."""
+    return redact_shapes(text, _worker_secrets())
 
 
 def _forge(repo: RepoRef) -> Forge:
@@ -89,7 +101,9 @@ class ForgeActivities(ForgeCalls):
         except ForgeError as error:
             raise forge_failure(error) from error
         try:
-            spec = parse_issue_body(text, title, name) if request.source.kind == "issue" else parse_spec(text, name)
+            parsed = parse_issue_body(text, title, name) if request.source.kind == "issue" else parse_spec(text, name)
+            # The spec enters history here: a credential pasted into an issue stops at this line.
+            spec = Spec.model_validate(redact_strings(parsed.model_dump(), _worker_secrets()))
         except SpecError as error:
             problems = [str(problem) for problem in error.problems]
             raise ApplicationError(
@@ -106,7 +120,7 @@ class ForgeActivities(ForgeCalls):
     def open_pull_request(self, request: OpenPullRequestInput) -> PullRequest:
         try:
             return _forge(request.repo).open_pull_request(
-                request.branch, request.title, request.body, issue_number=request.issue_number
+                request.branch, _outgoing(request.title), _outgoing(request.body), issue_number=request.issue_number
             )
         except ForgeError as error:
             raise forge_failure(error) from error
@@ -115,8 +129,8 @@ class ForgeActivities(ForgeCalls):
     def publish_evidence(self, request: PublishEvidenceInput) -> None:
         try:
             forge = _forge(request.repo)
-            forge.upsert_evidence(request.pr, request.markdown)
-            forge.set_status(request.pr, request.status, request.status_description[:140])
+            forge.upsert_evidence(request.pr, _outgoing(request.markdown))
+            forge.set_status(request.pr, request.status, _outgoing(request.status_description)[:140])
             if request.label:
                 others = [label for label in STATUS_LABELS.values() if label != request.label]
                 forge.set_labels(request.issue_number, request.pr, [request.label], others)
@@ -133,7 +147,7 @@ class ForgeActivities(ForgeCalls):
     @activity.defn(name="notify")
     def notify(self, request: NotifyInput) -> None:
         try:
-            _forge(request.repo).comment(request.pr, request.issue_number, request.body)
+            _forge(request.repo).comment(request.pr, request.issue_number, _outgoing(request.body))
         except ForgeError as error:
             raise forge_failure(error) from error
 
@@ -142,7 +156,7 @@ class ForgeActivities(ForgeCalls):
         try:
             forge = _forge(request.repo)
             if request.pr is not None:
-                forge.close_pull_request(request.pr, request.note)
+                forge.close_pull_request(request.pr, _outgoing(request.note))
             if request.delete_branch:
                 forge.delete_branch(request.branch)
         except ForgeError as error:

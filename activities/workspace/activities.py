@@ -3,8 +3,11 @@ holds the working copy (see `activities.config.workspace_queue`)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -39,6 +42,7 @@ from contracts.workspace import (
 from rules.protected import rules_for
 from rules.redact import redact
 
+T = TypeVar("T")
 DIFF_CAP = 60_000
 # The risk checks read both versions of test and configuration files; larger ones are not source.
 RISK_FILE_CAP = 1_000_000
@@ -68,11 +72,14 @@ class WorkspaceActivities(WorkspaceCalls):
         return self.queue
 
     @activity.defn(name="prepare_workspace")
-    def prepare_workspace(self, request: PrepareWorkspaceInput) -> WorkspaceRef:
+    async def prepare_workspace(self, request: PrepareWorkspaceInput) -> WorkspaceRef:
+        """Clone or resume the branch in a thread, heartbeating meanwhile, so a crash is noticed in seconds."""
         dest = self.data_dir / "workspaces" / safe_name(request.run_key)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        forge = self._forge(request.repo)
         try:
-            base_sha = self._forge(request.repo).prepare_workspace(request.branch, dest)
+            base_sha = await heartbeating(asyncio.to_thread(forge.prepare_workspace, request.branch, dest),
+                                          f"preparing {request.branch}")
         except ForgeError as error:
             raise forge_failure(error) from error
         return WorkspaceRef(
@@ -171,6 +178,16 @@ class WorkspaceActivities(WorkspaceCalls):
             self._forge(workspace.repo).remove_workspace(Path(workspace.path))
         except ForgeError as error:
             raise forge_failure(error) from error
+
+
+async def heartbeating(work: Awaitable[T], note: str, every_s: float = 5.0) -> T:
+    """Await `work`, heartbeating every few seconds (cancellation arrives with a heartbeat)."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=every_s)
+        if done:
+            return task.result()
+        activity.heartbeat(note)
 
 
 def _change(root: Path, base_sha: str) -> tuple[str, DiffStat]:

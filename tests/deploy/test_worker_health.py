@@ -123,7 +123,7 @@ async def test_sigterm_drains_the_worker_and_the_activity_in_flight_completes(
         coder = AgentChoice(coder=f"scripted:{paths['coder-greet.yaml']}")
         handle, _ = await start_run(client, spec, paths["repo"], coder, task_queue=queue,
                                     workflow_id=f"drain-{uuid.uuid4()}")
-        records = data / ".spec2ship" / "previews"
+        records = data / "previews"
         deadline = time.monotonic() + 120
         while not list(records.glob("*.json")) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)

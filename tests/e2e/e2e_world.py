@@ -31,6 +31,7 @@ LABEL = "spec2ship"
 BOT = "spec2ship-bot"
 MAINTAINER = "maintainer"  # write permission: may steer runs
 READER = "reader"  # read permission: may not
+LEAD = "lead"  # write permission too: labels issues, so four eyes keeps them from approving their own
 
 T = TypeVar("T")
 
@@ -59,7 +60,7 @@ class GitHubWorld:
     def __init__(self, fake: FakeGitHub) -> None:
         self.fake = fake
         self.bot_token = fake.add_token(BOT)
-        self.tokens = {MAINTAINER: fake.add_token(MAINTAINER), READER: fake.add_token(READER)}
+        self.tokens = {name: fake.add_token(name) for name in (MAINTAINER, LEAD, READER)}
 
     def new_repo(self, files: dict[str, str]) -> str:
         """A repository of its own for each test (run ids on the shared dev server are global)."""
@@ -67,6 +68,7 @@ class GitHubWorld:
         self.fake.add_repo(name, files)
         self.fake.add_collaborator(name, BOT, "write")
         self.fake.add_collaborator(name, MAINTAINER, "write")
+        self.fake.add_collaborator(name, LEAD, "write")
         self.fake.add_collaborator(name, READER, "read")
         return name
 

@@ -31,6 +31,7 @@ from doubles.http_server import served
 from e2e_world import (
     BOT,
     LABEL,
+    LEAD,
     MAINTAINER,
     READER,
     SECRET,
@@ -144,7 +145,7 @@ async def test_a_labelled_issue_ships_and_a_collaborator_approves_it(world: E2E)
     title = "Document the health endpoint"
     issue = fake.add_issue(repo, title, spec_body(world.service, world.team), labels=[LABEL], author="alice")
 
-    labeled = await github.labeled(repo, issue)
+    labeled = await github.labeled(repo, issue, by=LEAD)
     started = await deliver(world.webhook, labeled)
     assert (started["status"], started["workflow_id"]) == ("acted", f"spec2ship/{repo}/issues/{issue}")
     handle = world.handle(repo, issue)
@@ -185,7 +186,16 @@ async def test_a_labelled_issue_ships_and_a_collaborator_approves_it(world: E2E)
     assert (still.state, still.human_actions) == (RunState.awaiting_human, [])
     assert not fake.pulls(repo)[0].pull.merged  # type: ignore[union-attr]
 
-    # A collaborator with write permission approves, on the PR: the run merges it.
+    # Four eyes: whoever labelled the issue asked for the change, and cannot approve it themselves.
+    own = await deliver(world.webhook, await github.commented(repo, pull.number, "/spec2ship approve", by=LEAD))
+    assert own["status"] == "refused"
+    own_reply = await eventually(
+        lambda: next((b for b in github.bot_comments(repo, pull.number) if b.startswith(f"@{LEAD}")), None),
+        "the four-eyes reply")
+    assert f"four eyes: {LEAD} asked for this change, so someone else must approve it" in own_reply
+    assert (await status_when(handle, lambda s: True, "the status")).state is RunState.awaiting_human
+
+    # Another collaborator with write permission approves, on the PR: the run merges it.
     approve = await github.commented(repo, pull.number, "/spec2ship approve evidence reviewed", by=MAINTAINER)
     assert (await deliver(world.webhook, approve))["status"] == "acted"
     done = await asyncio.wait_for(handle.result(), 120)

@@ -27,6 +27,7 @@ from contracts.agents import AgentChoice
 from contracts.forge import ForgeKind, RepoRef, SpecSource
 from contracts.names import APPROVE, REJECT, SPEC_TO_SHIP
 from contracts.runs import HumanAction, RunStatus, SpecToShipInput
+from workers.runs import submit_run
 from workers.sample.repo import build_sample, git
 
 Scenario = Callable[[Client, str, Path], Awaitable[str]]
@@ -101,9 +102,33 @@ async def tell_issue_no_coder(client: Client, queue: str, tmp: Path) -> str:
     return handle.id
 
 
+async def stage_failure_ends_run(client: Client, queue: str, tmp: Path) -> str:
+    """A coder named that no registry knows: planning fails for good, the run ends as failed and cleans up."""
+    paths = build_sample(tmp)
+    handle = await start_run(client, queue, paths["repo"], paths["greet-by-name.md"],
+                             AgentChoice(coder="no-such-model"))
+    await handle.result()
+    return handle.id
+
+
+async def four_eyes(client: Client, queue: str, tmp: Path) -> str:
+    """The requester's own approve Signal is ignored; another person's Update approves."""
+    paths = build_sample(tmp)
+    ref = RepoRef(kind=ForgeKind.local, location=str(paths["repo"]))
+    handle = await submit_run(client, ref, paths["document-hello.md"].read_text(), "document-hello.md",
+                              AgentChoice(coder=f"scripted:{paths['coder-docs.yaml']}"), task_queue=queue,
+                              workflow_id=f"spec2ship/recorded/four-eyes-{uuid.uuid4().hex[:6]}", requested_by="alice")
+    await wait_for_decision(handle)
+    await handle.signal(APPROVE, HumanAction(actor="alice", reason="my own change"))
+    await handle.execute_update(APPROVE, HumanAction(actor="bob", reason="recorded"))
+    await handle.result()
+    return handle.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "offer-mcp-tools": offer_mcp_tools, "cli-agent-coder": cli_agent_coder,
     "count-tool-denials": count_tool_denials, "tell-issue-no-coder": tell_issue_no_coder,
+    "stage-failure-ends-run": stage_failure_ends_run, "four-eyes": four_eyes,
 }
 
 

@@ -63,7 +63,7 @@ async def test_killed_worker_mid_preview_run_still_merges_once(dev_env: Workflow
         os.environ["SPEC2SHIP_TASK_QUEUE"] = queue
         handle, _ = await start_run(dev_env.client, spec, paths["repo"], AgentChoice(
             coder=f"scripted:{paths['coder-greet.yaml']}"), task_queue=queue, workflow_id=f"crash-{uuid.uuid4()}")
-        records = data / ".spec2ship" / "previews"
+        records = data / "previews"
         deadline = time.monotonic() + 120
         while not list(records.glob("*.json")) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
@@ -86,4 +86,4 @@ async def test_killed_worker_mid_preview_run_still_merges_once(dev_env: Workflow
     merges = git(paths["repo"], "log", "--merges", "--oneline", "main").splitlines()
     assert len(merges) == 1, merges
     assert _preview_processes() == []
-    assert not list((data / ".spec2ship" / "previews").glob("*.json"))
+    assert not list((data / "previews").glob("*.json"))

@@ -75,7 +75,7 @@ def test_missing_file_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> Non
 def test_directory_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(spec_app, ["validate", str(tmp_path)])
     assert result.exit_code == 2
-    assert result.stderr == f"error: {tmp_path}: is a directory, not a spec file\n"
+    assert result.stderr == f"error: {tmp_path}: is a folder, not a spec file\n"
 
 
 def test_no_files_is_a_usage_error(runner: CliRunner) -> None:

@@ -80,7 +80,7 @@ def test_preview_render_of_the_sample_spec_notes_that_nothing_is_deployed(runner
 
 
 @pytest.mark.parametrize(("change", "code", "message"), [
-    ({"spec": "missing.md"}, 2, "error: {tmp}/missing.md: no such spec file"),
+    ({"spec": "missing.md"}, 2, "error: {tmp}/missing.md: no such file"),
     ({"controller": "jenkins"}, 2, "error: --controller 'jenkins': use argocd or flux"),
     ({"pr": "0"}, 2, "error: --pr 0: a pull request number is 1 or more"),
     ({"sha": "HEAD"}, 1, "error: --sha 'HEAD' is not a commit id: give 7 to 64 lowercase hexadecimal characters"),

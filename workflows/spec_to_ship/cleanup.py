@@ -47,5 +47,5 @@ def outcome(run: RunContext) -> OutcomeRecord:
         human_verdicts=run.status.human_actions, models=run.models, tokens=run.status.tokens,
         cost_usd=run.status.cost_usd, agent_made=not (run.request.agents.coder or "").startswith("patch:"),
         first_commit_at=run.started, started_at=run.started, finished_at=workflow.now(),
-        merge_sha=run.merge_sha,
+        merge_sha=run.merge_sha, requested_by=run.request.requested_by, approved_by=run.approved_by,
     )

@@ -49,6 +49,8 @@ class RunContext:
     plan: AgentPlan | None = None
     risk_rules: RiskRules = field(default_factory=RiskRules)
     policy_source: str | None = None
+    four_eyes: bool = True  # the policy's, once loaded
+    approved_by: str | None = None
     reserved: bool = False
     reserved_tokens: int = 0
     workspace: WorkspaceRef | None = None
@@ -69,6 +71,7 @@ class RunContext:
     def set_stage(self, stage: str) -> None:
         self.status.stage = stage
         workflow.upsert_search_attributes([STAGE_KEY.value_set(stage)])
+        workflow.set_current_details(f"stage: {stage}")
 
     async def stage(self, name: str, work: Awaitable[T]) -> T:
         """Run one stage's activity with a timeline record of when it ran and what it gave."""
@@ -91,6 +94,7 @@ class RunContext:
         self.status.awaiting_human_since = None
         self.set_stage("done")
         workflow.upsert_search_attributes([STATE_KEY.value_set(state.value)])
+        workflow.set_current_details(f"{state.value}: " + "; ".join(reasons)[:500])
 
     def fail(self, reasons: list[str]) -> RunEnded:
         """End as failed; the caller raises what this returns, so type checkers see the stage stop."""

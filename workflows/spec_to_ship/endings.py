@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.activities import ForgeCalls
@@ -12,7 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.gate import Policy
     from contracts.runs import HumanAction, RunState
     from workflows.options import FORGE_CALL
-    from workflows.spec_to_ship.context import RunContext
+    from workflows.spec_to_ship.context import RunContext, cause_of
     from workflows.spec_to_ship.report import publish_evidence
 
 
@@ -27,6 +28,7 @@ async def merge(run: RunContext, policy: Policy, by: HumanAction | None = None) 
     who = f" (approved by {by.actor})" if by else ""
     if result.outcome in {MergeOutcome.merged, MergeOutcome.already_merged}:
         run.merge_sha = result.merge_sha
+        run.approved_by = by.actor if by else None
         run.end(RunState.merged, [*run.status.reasons, f"merged{who} as {result.merge_sha or '?'}"])
         await publish_evidence(run)
         return
@@ -57,6 +59,16 @@ def pr_closed_elsewhere(run: RunContext) -> None:
         run.end(RunState.merged, [f"merged outside spec2ship by {event.actor or 'someone'}"])
     else:
         run.end(RunState.rejected, [f"the pull request was closed by {event.actor or 'someone'}"])
+
+
+async def stage_failed(run: RunContext, error: ActivityError) -> None:
+    """A stage's activity failed for good: end as failed with the reason, and close what the run made."""
+    reason = f"{run.status.stage} failed: {cause_of(error)}"
+    try:
+        await close(run, f"spec2ship stopped: {reason}")
+    except ActivityError as closing:
+        workflow.logger.warning("could not close the change after %s: %s", reason, closing)
+    run.end(RunState.failed, [reason])
 
 
 async def cancelled(run: RunContext) -> None:

@@ -36,9 +36,14 @@ async def await_human(run: RunContext, escalation: EscalationPolicy) -> HumanOut
                     (escalation.expire_after, "expire")], key=lambda mark: mark[0])
     for after, mark in marks:
         remaining = since + after - workflow.now()
+        workflow.set_current_details(
+            f"waiting for a human since {since:%Y-%m-%d %H:%M} UTC ({', '.join(chosen) or 'no owners named'}); "
+            f"next: {mark} at {since + after:%Y-%m-%d %H:%M} UTC. Approve with `spec2ship approve "
+            f"{run.workflow_id} --reason ...`, reject, or request changes")
         if remaining.total_seconds() > 0:
             try:
-                await workflow.wait_condition(lambda: _human_event(run), timeout=remaining)
+                await workflow.wait_condition(lambda: _human_event(run), timeout=remaining,
+                                              timeout_summary=f"{mark} after {_ago(after)} without a decision")
                 return _take_human_event(run)
             except TimeoutError:
                 pass

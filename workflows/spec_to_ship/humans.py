@@ -75,6 +75,20 @@ class HumanOutcome:
             self.kind is OutcomeKind.override and self.action is not None and self.action.decision == "reject")
 
 
+# What the person who asked for a change may not do to it themselves, when the policy asks for four eyes.
+FOUR_EYES_KINDS = {HumanKind.approve, HumanKind.override}
+
+
+def four_eyes_refusal(kind: HumanKind, action: HumanAction, requested_by: str, enabled: bool) -> str | None:
+    """Why `action` breaks four eyes, or None: the requester cannot approve or override their own change."""
+    if not enabled or kind not in FOUR_EYES_KINDS or not requested_by.strip():
+        return None
+    if action.actor.strip().casefold() != requested_by.strip().casefold():
+        return None
+    return (f"four eyes: {action.actor} asked for this change, so someone else must {kind.value} it "
+            "(policy four_eyes: true)")
+
+
 def refusal(kind: HumanKind, action: HumanAction, status: RunStatus) -> str | None:
     """Why `action` may not be taken now, or None. Pure: the Update's validator and the Signal share it."""
     rule = ACTIONS[kind]

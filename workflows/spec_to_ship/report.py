@@ -25,7 +25,8 @@ async def publish_evidence(run: RunContext, criteria: list[CriterionResult] | No
         team=run.spec.team, criteria=run.criteria, preview=run.preview,
         reviews=run.reviews, decision=run.decision, plan=run.plan,
         tokens=run.status.tokens, cost_usd=run.status.cost_usd, human_actions=run.status.human_actions,
-        policy_source=run.policy_source, opted_out=run.risk_rules.opted_out))
+        policy_source=run.policy_source, opted_out=run.risk_rules.opted_out,
+        requested_by=run.request.requested_by))
     if run.pr is None:
         return
     decision = run.decision.decision if run.decision else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.evidence import CheckStatus, CriterionResult
@@ -36,13 +36,14 @@ with workflow.unsafe.imports_passed_through():
     from contracts.workspace import ToolCallRecord
     from rules.protected import rules_for
     from specs.models import AutonomyLevel
+    from workflows.patches import FOUR_EYES, STAGE_FAILURE_ENDS_RUN
     from workflows.spec_to_ship.admit import admit
     from workflows.spec_to_ship.cleanup import cleanup
     from workflows.spec_to_ship.context import RunContext, RunEnded
-    from workflows.spec_to_ship.endings import cancelled, close, merge, pr_closed_elsewhere
+    from workflows.spec_to_ship.endings import cancelled, close, merge, pr_closed_elsewhere, stage_failed
     from workflows.spec_to_ship.escalate import await_human
     from workflows.spec_to_ship.gate import decide
-    from workflows.spec_to_ship.humans import ACTIONS, HumanKind, OutcomeKind, refusal
+    from workflows.spec_to_ship.humans import ACTIONS, HumanKind, OutcomeKind, four_eyes_refusal, refusal
     from workflows.spec_to_ship.load import load_spec, plan_agents
     from workflows.spec_to_ship.report import notify
     from workflows.spec_to_ship.validate import validate
@@ -56,7 +57,8 @@ class SpecToShip:
     def __init__(self, request: SpecToShipInput) -> None:
         self._run = RunContext(
             request=request, started=workflow.now(),
-            status=RunStatus(workflow_id=workflow.info().workflow_id, state=RunState.running, stage="load_spec"))
+            status=RunStatus(workflow_id=workflow.info().workflow_id, state=RunState.running, stage="load_spec",
+                             requested_by=request.requested_by))
         for kind in ACTIONS:
             self._handle(kind)
 
@@ -87,7 +89,9 @@ class SpecToShip:
 
     def _handle(self, kind: HumanKind) -> None:
         def validate(action: HumanAction) -> None:
-            reason = refusal(kind, action, self._run.status)
+            run = self._run
+            reason = refusal(kind, action, run.status) or four_eyes_refusal(
+                kind, action, run.request.requested_by, run.four_eyes)
             if reason:
                 raise ApplicationError(reason)
 
@@ -96,7 +100,13 @@ class SpecToShip:
             return f"{kind} recorded for {self._run.workflow_id}"
 
         def signal(action: HumanAction) -> None:
-            reason = refusal(kind, action, self._run.status)
+            run = self._run
+            reason = refusal(kind, action, run.status)
+            if reason is None:
+                four_eyes = four_eyes_refusal(kind, action, run.request.requested_by, run.four_eyes)
+                # Signals used to be taken from anyone; runs that predate four eyes replay as they ran.
+                if four_eyes and workflow.patched(FOUR_EYES.id):
+                    reason = four_eyes
             if reason:
                 workflow.logger.warning("ignored %s signal from %s: %s", kind, action.actor, reason)
                 return
@@ -143,6 +153,11 @@ class SpecToShip:
             await self._pipeline(run)
         except RunEnded:
             pass
+        except ActivityError as error:
+            # Older runs failed the workflow here, with no cleanup; they replay as they ran.
+            if not workflow.patched(STAGE_FAILURE_ENDS_RUN.id):
+                raise
+            await stage_failed(run, error)
         except asyncio.CancelledError:
             run.end(RunState.cancelled, ["the workflow was cancelled"])
             await cleanup(run)
@@ -156,6 +171,7 @@ class SpecToShip:
         # The policy of the default branch when the run started; a later reload (spec edited) keeps it.
         run.risk_rules = rules_for(policy)
         run.policy_source = loaded.policy_ref.describe() if loaded.policy_ref else None
+        run.four_eyes = policy.four_eyes
         run.spec = spec
         level = AutonomyLevel.lowest(policy.level_for(spec.service), spec.autonomy)
         run.level = level
