@@ -84,9 +84,7 @@ def _check_codec_keys(ctx: typer.Context) -> None:
     try:
         load_keyring(CodecSettings.from_env())
     except CodecConfigError as error:
-        typer.echo(f"error: {error}", err=True)  # not rich: a log pipeline gets it as one line, unwrapped
-        raise typer.Exit(1) from None
-
+        fail(str(error))
 
 
 def traced(service_name: str, state: Callable[..., Path]) -> Callable[[Callable[P, T]], Callable[P, T]]:
