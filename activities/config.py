@@ -6,14 +6,59 @@ import hashlib
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 DEFAULT_TASK_QUEUE = "spec2ship"
 DEFAULT_GPU_QUEUE = "gpu-inference"
+
+
+class CodecSettings(BaseModel):
+    """Where the payload codec's keys come from; no source set means payloads are not encrypted.
+
+    Exactly one source: `SPEC2SHIP_CODEC_KEYS` (`ID:BASE64,...`), `SPEC2SHIP_CODEC_KEYS_FILE` (a file
+    in that format) or `SPEC2SHIP_CODEC_KEYS_DIR` (a mounted Kubernetes Secret: one file per key id).
+    `SPEC2SHIP_CODEC_KEY_ID` names the key that encrypts; the others only decrypt. Checked and read by
+    `workers.codec.keys.load_keyring`.
+    """
+
+    keys: SecretStr | None = None
+    keys_file: str | None = None
+    keys_dir: str | None = None
+    key_id: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CodecSettings:
+        env = os.environ if env is None else env
+        return cls(keys=_env_secret(env, "SPEC2SHIP_CODEC_KEYS"), keys_file=_env_text(env, "SPEC2SHIP_CODEC_KEYS_FILE"),
+                   keys_dir=_env_text(env, "SPEC2SHIP_CODEC_KEYS_DIR"), key_id=_env_text(env, "SPEC2SHIP_CODEC_KEY_ID"))
+
+
+class CodecServerSettings(BaseModel):
+    """Who may call the codec server: bearer tokens from `SPEC2SHIP_CODEC_SERVER_TOKENS` (comma-separated)
+    or `SPEC2SHIP_CODEC_SERVER_TOKENS_FILE` (one per line, a mounted Secret). Never on the command line,
+    where any local user could read them in the process list."""
+
+    tokens: SecretStr | None = None
+    tokens_file: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CodecServerSettings:
+        env = os.environ if env is None else env
+        return cls(tokens=_env_secret(env, "SPEC2SHIP_CODEC_SERVER_TOKENS"),
+                   tokens_file=_env_text(env, "SPEC2SHIP_CODEC_SERVER_TOKENS_FILE"))
+
+
+def _env_text(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
+
+
+def _env_secret(env: Mapping[str, str], name: str) -> SecretStr | None:
+    value = _env_text(env, name)
+    return SecretStr(value) if value else None
 
 
 class TemporalSettings(BaseModel):
@@ -24,6 +69,7 @@ class TemporalSettings(BaseModel):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_ca_file: str | None = None
+    codec: CodecSettings = Field(default_factory=CodecSettings)
 
     @classmethod
     def from_env(cls) -> TemporalSettings:
@@ -38,6 +84,7 @@ class TemporalSettings(BaseModel):
             tls_cert_file=env.get("TEMPORAL_TLS_CERT") or None,
             tls_key_file=env.get("TEMPORAL_TLS_KEY") or None,
             tls_ca_file=env.get("TEMPORAL_TLS_CA") or None,
+            codec=CodecSettings.from_env(env),
         )
 
 

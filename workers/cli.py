@@ -24,7 +24,7 @@ from rich.table import Table
 from temporalio.client import Client
 from typer.exceptions import TyperException
 
-from activities.config import TemporalSettings, task_queue
+from activities.config import CodecSettings, TemporalSettings, task_queue
 from activities.config import data_dir as default_data_dir
 from activities.telemetry.setup import process_telemetry
 from contracts.agents import AgentChoice
@@ -33,6 +33,7 @@ from contracts.runs import HumanAction
 from specs.parser import SpecError
 from workers import temporal_client
 from workers.cli_budget import budget_app
+from workers.cli_codec import codec_app
 from workers.cli_costs import costs
 from workers.cli_ledger import dora, incident, restored, revert, trust
 from workers.cli_options import DataDirOpt, JsonOpt, state_folder
@@ -41,6 +42,7 @@ from workers.cli_schedule import schedule_app
 from workers.cli_setup import setup
 from workers.cli_spec import spec_app
 from workers.cli_webhook import webhook_app
+from workers.codec.keys import CodecConfigError, load_keyring
 from workers.gpu_worker import gpu_worker
 from workers.health import DEFAULT_SHUTDOWN_GRACE_S, HealthPortOpt, ShutdownGraceOpt
 from workers.inputs import InputFileError
@@ -64,11 +66,25 @@ app.add_typer(budget_app, name="budget")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(preview_app, name="preview")
+app.add_typer(codec_app, name="codec")
 for command in (costs, trust, dora, incident, revert, restored, setup):
     app.command()(command)
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+
+@app.callback()
+def _check_codec_keys(ctx: typer.Context) -> None:
+    """A bad payload-encryption key stops every command before it starts, in one line: no worker,
+    webhook or GPU worker runs half-configured. `codec` commands check the keys themselves, so that
+    `codec keygen` still works while the configured ones are broken."""
+    if ctx.invoked_subcommand == "codec":
+        return
+    try:
+        load_keyring(CodecSettings.from_env())
+    except CodecConfigError as error:
+        fail(str(error))
 
 
 def traced(service_name: str, state: Callable[..., Path]) -> Callable[[Callable[P, T]], Callable[P, T]]:

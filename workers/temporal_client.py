@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
 
 from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
-from activities.config import TemporalSettings
+from activities.config import CodecSettings, TemporalSettings
 
 _CONNECTED = False
 
@@ -20,12 +22,15 @@ def connected() -> bool:
 
 
 async def connect(settings: TemporalSettings | None = None, *, interceptors: list | None = None) -> Client:
-    """Connect with the pydantic data converter (every boundary model is pydantic).
+    """Connect with the pydantic data converter (every boundary model is pydantic), encrypting payloads
+    when codec keys are configured (`data_converter`); a bad key configuration raises `CodecConfigError`
+    before any connection is tried.
 
     `interceptors` None: Temporal's tracing interceptor when this process set telemetry up
     (`activities.telemetry.process_telemetry`), so workers built on the client trace too; [] for none.
     """
     settings = settings or TemporalSettings.from_env()
+    converter = data_converter(settings.codec)
     if interceptors is None:
         interceptors = default_interceptors()
     tls: bool | TLSConfig = settings.tls
@@ -42,9 +47,23 @@ async def connect(settings: TemporalSettings | None = None, *, interceptors: lis
         namespace=settings.namespace,
         api_key=settings.api_key,
         tls=tls,
-        data_converter=pydantic_data_converter,
+        data_converter=converter,
         interceptors=interceptors,
     )
+
+
+def data_converter(codec: CodecSettings) -> DataConverter:
+    """The pydantic converter; with keys configured, plus the encryption codec and failures whose message
+    and stack trace travel as an encrypted payload too (Temporal otherwise stores them in the clear)."""
+    # Imported here, as the telemetry below: this module stays light for the modules the workflow sandbox loads.
+    from workers.codec.encryption import EncryptionCodec
+    from workers.codec.keys import load_keyring
+
+    keyring = load_keyring(codec)
+    if keyring is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(keyring),
+                               failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
 
 
 def default_interceptors() -> list[Interceptor]:
