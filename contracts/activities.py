@@ -15,6 +15,7 @@ from temporalio import activity
 
 from contracts.agents import AgentPlan, ModelRequest, ModelTurn, PlanAgentsInput
 from contracts.budget import (
+    AdmissionInput,
     ReleaseInput,
     ReleaseOutcome,
     ReserveInput,
@@ -136,6 +137,11 @@ class BudgetCalls:
 
     @activity.defn
     async def extend_budget(self, request: ReserveInput) -> ReserveOutcome:
+        raise _declared()
+
+    @activity.defn
+    async def request_admission(self, request: AdmissionInput) -> None:
+        """Signal the budget (starting it if needed); the answer arrives at the run as a signal."""
         raise _declared()
 
     @activity.defn

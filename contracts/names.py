@@ -57,6 +57,9 @@ RELEASE = "release"  # signal: workflows can signal another workflow, but cannot
 RELEASE_RESERVATION = "release_reservation"  # update: the same, answered
 CONFIGURE = "configure"
 SHOW = "show"
+REQUEST_ADMISSION = "request_admission"  # signal: a run asks to be admitted; the answer comes back as ADMISSION
+# SpecToShip's signal carrying its team budget's answer.
+ADMISSION = "admission"
 
 # Custom search attributes (Keyword), registered by `spec2ship up` and the test fixtures.
 SA_STAGE = "Spec2shipStage"

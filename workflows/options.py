@@ -46,6 +46,9 @@ REMOVE_WORKSPACE: ActivityOptions = {
 # Entity workflows (ledger, budget): quick Temporal calls, retried while the entity starts or moves on.
 LEDGER_CALL: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30),
                                 "retry_policy": RetryPolicy(maximum_attempts=10)}
+# The team budget's answer to an admission request: seconds normally; past this the run fails, and its
+# cleanup releases whatever a late answer may have granted.
+ADMISSION_WAIT = timedelta(minutes=30)
 # Pure decisions (model plan, gate): seconds of CPU at most.
 GATE_CALL: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30),
                               "retry_policy": RetryPolicy(maximum_attempts=5)}

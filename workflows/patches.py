@@ -59,5 +59,11 @@ FOUR_EYES = Patch(
         "validator refuses it without touching history)",
     before=("l3-approved",), after="patch-four-eyes")
 
+ADMISSION_BY_SIGNAL = Patch(
+    id="admission-by-signal", workflow="SpecToShip", added=date(2026, 12, 3),
+    why="admission asks the team budget by signal and waits for its answer by signal: an Update per run "
+        "capped a team at 10 runs being admitted at once",
+    before=("l5-merged", "l3-approved", "rejected"), after="patch-admission-by-signal")
+
 REGISTER: list[Patch] = [COUNT_TOOL_DENIALS, OFFER_MCP_TOOLS, CLI_AGENT_CODER, TELL_ISSUE_NO_CODER,
-                         STAGE_FAILURE_ENDS_RUN, FOUR_EYES]
+                         STAGE_FAILURE_ENDS_RUN, FOUR_EYES, ADMISSION_BY_SIGNAL]

@@ -22,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
         MAX_PROCESSED_KEYS,
         MAX_RELEASES,
         USD_TOLERANCE,
+        AdmissionAnswer,
+        AdmissionRequest,
         BudgetConfig,
         BudgetExceeded,
         BudgetState,
@@ -39,11 +41,13 @@ with workflow.unsafe.imports_passed_through():
         UsageCommit,
     )
     from contracts.names import (
+        ADMISSION,
         COMMIT_USAGE,
         CONFIGURE,
         EXTEND,
         RELEASE,
         RELEASE_RESERVATION,
+        REQUEST_ADMISSION,
         RESERVE,
         SHOW,
         TEAM_BUDGET,
@@ -84,19 +88,12 @@ class TeamBudget:
 
     @workflow.update(name=RESERVE)
     def reserve(self, request: ReserveRequest) -> Reservation:
-        self._roll()
-        existing = self._state.reservations.get(request.run_id)
-        if existing is not None:
-            return self._reservation(request.run_id, existing)
-        if self._released(request.run_id) is not None:
-            raise ReservationClosed(self._closed(request.run_id))
-        # The validator ran in this same task with no await since, so this only guards against change.
-        shortfall = self._shortfall(request.tokens, request.usd, self._state.used, "")
-        if shortfall:
-            raise BudgetExceeded(shortfall)
-        granted = OpenReservation(tokens=request.tokens, usd=request.usd, reserved_at=workflow.now())
-        self._state.reservations[request.run_id] = granted
-        return self._reservation(request.run_id, granted)
+        # The validator ran in this same task with no await since, so refusals here only guard against change.
+        answer = self._admit(request.run_id, request.tokens, request.usd)
+        if answer.reservation is None:
+            closed = self._released(request.run_id) is not None
+            raise ReservationClosed(answer.reason) if closed else BudgetExceeded(answer.reason)
+        return answer.reservation
 
     @reserve.validator
     def _validate_reserve(self, request: ReserveRequest) -> None:
@@ -135,6 +132,32 @@ class TeamBudget:
         shortfall = self._shortfall(request.tokens, request.usd, self._used_now(), " more")
         if shortfall:
             raise BudgetExceeded(shortfall)
+
+    @workflow.signal(name=REQUEST_ADMISSION)
+    async def request_admission(self, request: AdmissionRequest) -> None:
+        """Admission by signal, answered by signal: decided here, one request at a time, like `reserve`."""
+        answer = self._admit(request.run_id, request.tokens, request.usd)
+        try:
+            await workflow.get_external_workflow_handle(request.reply_to).signal(ADMISSION, answer)
+        except Exception as error:  # the run is gone (cancelled, terminated): its grant must not stay held
+            workflow.logger.warning("admission answer for %s not delivered: %s", request.run_id, error)
+            if answer.granted:
+                self._release(request.run_id)
+
+    def _admit(self, run_id: str, tokens: int, usd: float) -> AdmissionAnswer:
+        """The one admission decision, for the Update and the signal alike."""
+        self._roll()
+        existing = self._state.reservations.get(run_id)
+        if existing is not None:  # a repeated request answers with the reservation it already holds
+            return AdmissionAnswer(run_id=run_id, granted=True, reservation=self._reservation(run_id, existing))
+        if self._released(run_id) is not None:
+            return AdmissionAnswer(run_id=run_id, granted=False, reason=self._closed(run_id))
+        shortfall = self._shortfall(tokens, usd, self._state.used, "")
+        if shortfall:
+            return AdmissionAnswer(run_id=run_id, granted=False, reason=shortfall)
+        granted = OpenReservation(tokens=tokens, usd=usd, reserved_at=workflow.now())
+        self._state.reservations[run_id] = granted
+        return AdmissionAnswer(run_id=run_id, granted=True, reservation=self._reservation(run_id, granted))
 
     # Metering.
 

@@ -22,6 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.config import default_team_tokens, default_team_usd
 from contracts.activities import BudgetCalls
 from contracts.budget import (
+    AdmissionInput,
     BudgetLimits,
     BudgetState,
     ReleaseInput,
@@ -35,7 +36,15 @@ from contracts.budget import (
     UsageCommitInput,
     UsageCommitted,
 )
-from contracts.names import COMMIT_USAGE, EXTEND, RELEASE_RESERVATION, RESERVE, TEAM_BUDGET, budget_id
+from contracts.names import (
+    COMMIT_USAGE,
+    EXTEND,
+    RELEASE_RESERVATION,
+    REQUEST_ADMISSION,
+    RESERVE,
+    TEAM_BUDGET,
+    budget_id,
+)
 
 
 def initial_state(team: str) -> BudgetState:
@@ -92,6 +101,18 @@ class BudgetActivities(BudgetCalls):
         request_id = request.request_id or _retry_stable_id()
         body = ReserveRequest(run_id=request.run_id, tokens=request.tokens, usd=request.usd, request_id=request_id)
         return await self._admit(EXTEND, request.team, body, f"extend:{request.run_id}:{request_id}")
+
+    @activity.defn
+    async def request_admission(self, request: AdmissionInput) -> None:
+        """Signal-with-start: no Update is in flight, so no limit on how many runs ask at once."""
+        await self._client.start_workflow(
+            TEAM_BUDGET,
+            initial_state(request.team),
+            id=budget_id(request.team),
+            task_queue=self._task_queue,
+            start_signal=REQUEST_ADMISSION,
+            start_signal_args=[request.request],
+        )
 
     @activity.defn
     async def release_budget(self, request: ReleaseInput) -> ReleaseOutcome:

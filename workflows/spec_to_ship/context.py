@@ -13,6 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.agents import AgentPlan
+    from contracts.budget import AdmissionAnswer
     from contracts.evidence import CheckStatus, CriterionResult, PreviewEvidence, ReviewResult
     from contracts.forge import MergeResult, PullRequest
     from contracts.gate import GateDecision, RiskRules
@@ -53,6 +54,8 @@ class RunContext:
     delete_branches: bool = True  # the policy's, once loaded
     approved_by: str | None = None
     reserved: bool = False
+    admission_asked: bool = False
+    admission: AdmissionAnswer | None = None  # the budget's answer, signalled back
     reserved_tokens: int = 0
     workspace: WorkspaceRef | None = None
     pr: PullRequest | None = None

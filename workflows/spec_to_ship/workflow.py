@@ -19,9 +19,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.budget import AdmissionAnswer
     from contracts.evidence import CheckStatus, CriterionResult
     from contracts.gate import Decision
     from contracts.names import (
+        ADMISSION,
         CI_COMPLETED,
         EVIDENCE,
         PR_CLOSED,
@@ -139,6 +141,12 @@ class SpecToShip:
             summary=f"{name} concluded {event.conclusion} on {(event.head_sha or '')[:10]}",
             evidence=event.url or "",
         )
+
+    @workflow.signal(name=ADMISSION)
+    def admission(self, answer: AdmissionAnswer) -> None:
+        """The team budget's answer to this run's admission request."""
+        if answer.run_id == self._run.workflow_id:
+            self._run.admission = answer
 
     @workflow.signal(name=SPEC_CHANGED)
     def spec_changed(self, event: ForgeEvent) -> None:
