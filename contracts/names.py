@@ -57,6 +57,7 @@ RELEASE = "release"  # signal: workflows can signal another workflow, but cannot
 RELEASE_RESERVATION = "release_reservation"  # update: the same, answered
 CONFIGURE = "configure"
 SHOW = "show"
+RELEASE_OF = "release_of"  # query: the outcome of a run's release, once the budget has taken it
 REQUEST_ADMISSION = "request_admission"  # signal: a run asks to be admitted; the answer comes back as ADMISSION
 # SpecToShip's signal carrying its team budget's answer.
 ADMISSION = "admission"

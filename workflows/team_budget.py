@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         CONFIGURE,
         EXTEND,
         RELEASE,
+        RELEASE_OF,
         RELEASE_RESERVATION,
         REQUEST_ADMISSION,
         RESERVE,
@@ -187,8 +188,14 @@ class TeamBudget:
         self._roll()
         reservation = self._state.reservations.pop(run_id, None)
         if reservation is None:
-            # Released before (a retry, or a duplicate across continue-as-new): the same answer again.
-            return self._released(run_id) or ReleaseOutcome(run_id=run_id, released=False)
+            # Released before (a retry, or a duplicate across continue-as-new): the same answer again. A run
+            # that never held one is remembered too, so `release_of` can tell "taken" from "not yet".
+            earlier = self._released(run_id)
+            if earlier is not None:
+                return earlier
+            nothing = ReleaseOutcome(run_id=run_id, released=False)
+            self._remember_release(nothing)
+            return nothing
         unspent = reservation.outstanding
         outcome = ReleaseOutcome(
             run_id=run_id,
@@ -198,9 +205,17 @@ class TeamBudget:
             used_tokens=reservation.used_tokens,
             used_usd=reservation.used_usd,
         )
+        self._remember_release(outcome)
+        return outcome
+
+    def _remember_release(self, outcome: ReleaseOutcome) -> None:
         self._state.released.append(outcome)
         del self._state.released[:-MAX_RELEASES]
-        return outcome
+
+    @workflow.query(name=RELEASE_OF)
+    def release_of(self, run_id: str) -> ReleaseOutcome | None:
+        """The outcome of `run_id`'s release, or None while its RELEASE signal has not been taken yet."""
+        return self._released(run_id)
 
     def _released(self, run_id: str) -> ReleaseOutcome | None:
         return next((done for done in reversed(self._state.released) if done.run_id == run_id), None)

@@ -8,7 +8,9 @@ safe to retry: reserve is keyed by run id, extend by request id, commits by call
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from typing import cast
 
 from temporalio import activity
 from temporalio.client import (
@@ -39,7 +41,8 @@ from contracts.budget import (
 from contracts.names import (
     COMMIT_USAGE,
     EXTEND,
-    RELEASE_RESERVATION,
+    RELEASE,
+    RELEASE_OF,
     REQUEST_ADMISSION,
     RESERVE,
     TEAM_BUDGET,
@@ -116,19 +119,25 @@ class BudgetActivities(BudgetCalls):
 
     @activity.defn
     async def release_budget(self, request: ReleaseInput) -> ReleaseOutcome:
-        """Give back the unspent reservation, whatever the run's ending. Releasing twice is harmless."""
+        """Give back the unspent reservation, whatever the run's ending. Releasing twice is harmless.
+
+        By signal (no cap on how many runs end at once), then the outcome is read back with a query.
+        """
         handle = self._client.get_workflow_handle(budget_id(request.team))
         try:
-            return await handle.execute_update(
-                RELEASE_RESERVATION,
-                ReleaseRequest(run_id=request.run_id),
-                id=f"release:{request.run_id}",
-                result_type=ReleaseOutcome,
-            )
+            await handle.signal(RELEASE, ReleaseRequest(run_id=request.run_id))
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 return ReleaseOutcome(run_id=request.run_id, released=False)  # no budget, nothing held
             raise
+        delay = 0.05
+        while True:  # the activity's timeout bounds this; a retry signals again, which changes nothing
+            outcome: ReleaseOutcome | None = await handle.query(RELEASE_OF, request.run_id,
+                                                                 result_type=_MAYBE_RELEASED)
+            if outcome is not None:
+                return outcome
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     @activity.defn
     async def commit_usage(self, usage: UsageCommitInput) -> UsageCommitted:
@@ -143,6 +152,10 @@ class BudgetActivities(BudgetCalls):
             start_signal_args=[commit],
         )
         return UsageCommitted(team=usage.team, call_id=usage.call_id)
+
+
+# The query answers null until the release is taken; the converter needs the union spelled as a type.
+_MAYBE_RELEASED = cast(type, ReleaseOutcome | None)
 
 
 def _retry_stable_id() -> str:
