@@ -197,6 +197,15 @@ class WorkspaceCalls:
         raise _declared()
 
 
+class PreviewCalls:
+    """Shared CPU queue: the janitor's sweep (previews themselves run in validate_in_preview)."""
+
+    @activity.defn
+    def reap_previews(self) -> list[str]:
+        """Tear down previews past their TTL, found by spec2ship's labels; one line per preview."""
+        raise _declared()
+
+
 class FactoryCalls:
     """Shared CPU queue: the factory schedule's sweep over labelled issues."""
 
@@ -210,7 +219,7 @@ class FactoryCalls:
 
 
 CONTRACTS: list[type] = [Planning, ModelCalls, ForgeCalls, GateCalls, LedgerCalls, BudgetCalls, WorkspaceCalls,
-                         FactoryCalls]
+                         PreviewCalls, FactoryCalls]
 
 
 def declared_names(contract: type) -> list[str]:

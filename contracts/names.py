@@ -16,6 +16,7 @@ SERVICE_LEDGER = "ServiceLedger"
 TEAM_BUDGET = "TeamBudget"
 FACTORY_RUN = "FactoryRun"
 MODEL_EVIDENCE = "ModelEvidence"
+PREVIEW_JANITOR = "PreviewJanitor"
 
 # Updates (validated, synchronous) and signals (fire-and-forget) share these names.
 APPROVE = "approve"

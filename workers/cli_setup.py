@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-from temporalio.client import Client, ScheduleAlreadyRunningError, ScheduleUpdate, ScheduleUpdateInput
+from temporalio.client import Client, Schedule, ScheduleAlreadyRunningError, ScheduleUpdate, ScheduleUpdateInput
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.config import TemporalSettings
@@ -28,11 +28,13 @@ from contracts.factory import DEFAULT_LABEL, DEFAULT_MAX_IN_FLIGHT, FactoryRunIn
 from contracts.names import SEARCH_ATTRIBUTES
 from workers.cli_schedule import (
     DEFAULT_SCHEDULE_ID,
+    JANITOR_SCHEDULE_ID,
     FactorySettingsError,
     IntervalError,
     factory_request,
     factory_schedule,
     format_interval,
+    janitor_schedule,
     parse_interval,
 )
 from workers.temporal_client import connect
@@ -85,10 +87,8 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     return missing
 
 
-async def ensure_factory_schedule(client: Client, schedule_id: str, request: FactoryRunInput,
-                                  interval: timedelta) -> str:
-    """Create the factory schedule, or update the existing one to these settings; say which."""
-    schedule = factory_schedule(request, interval, schedule_id)
+async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) -> str:
+    """Create the schedule, or update the existing one to these settings; say which."""
     try:
         await client.create_schedule(schedule_id, schedule)
         return "created"
@@ -113,6 +113,8 @@ def setup(
     factory_max_in_flight: Annotated[int, typer.Option(
         "--factory-max-in-flight", help="Open runs allowed per repository.")] = DEFAULT_MAX_IN_FLIGHT,
     factory_id: Annotated[str, typer.Option("--factory-id", help="Schedule id.")] = DEFAULT_SCHEDULE_ID,
+    janitor_every: Annotated[str | None, typer.Option(
+        "--janitor-every", help="Preview janitor interval, e.g. 15m. None: no janitor schedule is touched.")] = None,
     wait_for_temporal: Annotated[float, typer.Option(
         "--wait-for-temporal", min=0, help="Seconds to keep trying to reach Temporal.")] = 120.0,
 ) -> None:
@@ -125,6 +127,13 @@ def setup(
         except (FactorySettingsError, IntervalError) as error:
             typer.echo(f"spec2ship setup: {error}", err=True)
             raise typer.Exit(EXIT_USAGE) from None
+    janitor: timedelta | None = None
+    if janitor_every:
+        try:
+            janitor = parse_interval(janitor_every)
+        except IntervalError as error:
+            typer.echo(f"spec2ship setup: {error}", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
     settings = TemporalSettings.from_env()
 
     async def go() -> list[str]:
@@ -135,9 +144,12 @@ def setup(
             done.append(f"search attributes: added {', '.join(added)}" if added else "search attributes: all present")
         if schedule_args is not None:
             request, interval = schedule_args
-            how = await ensure_factory_schedule(client, factory_id, request, interval)
+            how = await ensure_schedule(client, factory_id, factory_schedule(request, interval, factory_id))
             done.append(f"schedule {factory_id} {how}: FactoryRun every {format_interval(interval)} for "
                         f"{', '.join(request.repos)}")
+        if janitor is not None:
+            how = await ensure_schedule(client, JANITOR_SCHEDULE_ID, janitor_schedule(janitor, JANITOR_SCHEDULE_ID))
+            done.append(f"schedule {JANITOR_SCHEDULE_ID} {how}: PreviewJanitor every {format_interval(janitor)}")
         return done
 
     try:

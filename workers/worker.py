@@ -32,18 +32,21 @@ from activities.forge.activities import ForgeActivities
 from activities.forge.registry import close_forges
 from activities.gate.activities import GateActivities
 from activities.ledger.activities import LedgerActivities
-from activities.preview.local import LocalPreviewBackend
+from activities.preview.activities import PreviewActivities
+from activities.preview.backends import make_preview_backend
+from activities.preview.base import PreviewBackend
 from activities.workspace.activities import WorkspaceActivities
 from contracts.activities import implementations
 from workflows.agent_run import AgentRun
 from workflows.model_evidence import ModelEvidence
+from workflows.preview_janitor import PreviewJanitor
 from workflows.service_ledger import ServiceLedger
 from workflows.spec_to_ship import SpecToShip
 from workflows.team_budget import TeamBudget
 
 log = logging.getLogger("spec2ship.worker")
 
-WORKFLOWS: list[type] = [SpecToShip, AgentRun, ServiceLedger, TeamBudget, ModelEvidence]
+WORKFLOWS: list[type] = [SpecToShip, AgentRun, ServiceLedger, TeamBudget, ModelEvidence, PreviewJanitor]
 
 
 def extra_workflows() -> list[type]:
@@ -74,6 +77,7 @@ def build_workers(
     interceptors: Sequence[Any] = (),
     executor: ThreadPoolExecutor | None = None,
     graceful_shutdown: timedelta = timedelta(),
+    preview: PreviewBackend | None = None,
 ) -> list[Worker]:
     """The shared-queue and workspace-queue workers; on shutdown, activities in flight get `graceful_shutdown`
     to finish before they are cancelled (a pod's drain; the chart's terminationGracePeriodSeconds covers it)."""
@@ -81,7 +85,8 @@ def build_workers(
     queue = task_queue or default_task_queue()
     ws_queue = workspace_queue(identity or worker_id(data)) if task_queue is None else f"{queue}-workspace-" + (
         identity or worker_id(data))
-    preview = LocalPreviewBackend(data)
+    # The configured backend (local processes, or vCluster previews labelled with this worker's id).
+    preview = preview or make_preview_backend(data, owner=identity or worker_id(data))
     reaped = preview.reap(force=True)
     if reaped:
         log.info("removed %d preview(s) left by an earlier worker: %s", len(reaped), ", ".join(reaped))
@@ -96,7 +101,8 @@ def build_workers(
         activities=[
             workspace.claim_workspace_queue, *implementations(models), *implementations(forge),
             *implementations(GateActivities()), *implementations(LedgerActivities(client, queue)),
-            *implementations(BudgetActivities(client, queue)), *extra_activities(client, queue),
+            *implementations(BudgetActivities(client, queue)), *implementations(PreviewActivities(preview)),
+            *extra_activities(client, queue),
         ],
         activity_executor=pool,
         interceptors=list(interceptors),

@@ -52,6 +52,8 @@ ADMISSION_WAIT = timedelta(minutes=30)
 # Pure decisions (model plan, gate): seconds of CPU at most.
 GATE_CALL: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30),
                               "retry_policy": RetryPolicy(maximum_attempts=5)}
+# How long a run waits for the CI check that builds the PR's preview image (preview.ci_check) to report.
+IMAGE_BUILD_WAIT = timedelta(minutes=45)
 # A preview that fails twice is evidence; more attempts only delay the decision.
 PREVIEW_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 PREVIEW_HEARTBEAT = timedelta(seconds=20)

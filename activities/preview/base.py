@@ -21,6 +21,7 @@ class PreviewBackend(Protocol):
 
     async def run(self, request: PreviewRequest, heartbeat: Heartbeat) -> PreviewEvidence: ...
 
-    def reap(self) -> list[str]:
-        """Clean up leftovers of earlier processes; returns what it removed, for the log."""
+    def reap(self, force: bool = False) -> list[str]:
+        """Clean up leftovers: expired previews; with `force` (a worker starting) also every preview this
+        worker made before it stopped. Returns what it removed, or what it could not, for the log."""
         ...

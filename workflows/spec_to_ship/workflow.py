@@ -136,6 +136,7 @@ class SpecToShip:
     def ci_completed(self, event: ForgeEvent) -> None:
         passed = event.conclusion in {"success", "neutral", "skipped"}
         name = event.name or "ci"
+        self._run.ci_events[name] = event
         self._run.ci[name] = CriterionResult(
             id=f"ci:{name}", kind="ci", status=CheckStatus.passed if passed else CheckStatus.failed,
             summary=f"{name} concluded {event.conclusion} on {(event.head_sha or '')[:10]}",
