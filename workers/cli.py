@@ -315,8 +315,13 @@ def up(data_dir: DataDirOpt = None, port: int = 7233, ui_port: int = 8233) -> No
 @app.command()
 @traced("spec2ship-worker", _state_of)
 def worker(data_dir: DataDirOpt = None, health_port: HealthPortOpt = None,
-           shutdown_grace: ShutdownGraceOpt = DEFAULT_SHUTDOWN_GRACE_S) -> None:
+           shutdown_grace: ShutdownGraceOpt = DEFAULT_SHUTDOWN_GRACE_S,
+           metrics_port: Annotated[int | None, typer.Option(
+               "--metrics-port", min=1, max=65535,
+               help="Serve Prometheus /metrics here (default: $SPEC2SHIP_METRICS_PORT, else none).")] = None) -> None:
     """Run the CPU worker against TEMPORAL_ADDRESS until Ctrl-C / SIGTERM."""
+    if metrics_port is not None:
+        os.environ[temporal_client.METRICS_PORT_ENV] = str(metrics_port)
     from workers.health import serving_health
     from workers.worker import build_workers, run_workers
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -10,10 +11,13 @@ from pathlib import Path
 from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from activities.config import CodecSettings, TemporalSettings
 
 _CONNECTED = False
+_METRICS_RUNTIME: Runtime | None = None
+METRICS_PORT_ENV = "SPEC2SHIP_METRICS_PORT"
 
 
 def connected() -> bool:
@@ -49,7 +53,25 @@ async def connect(settings: TemporalSettings | None = None, *, interceptors: lis
         tls=tls,
         data_converter=converter,
         interceptors=interceptors,
+        runtime=metrics_runtime(),
     )
+
+
+def metrics_runtime() -> Runtime | None:
+    """With SPEC2SHIP_METRICS_PORT set, one Temporal runtime per process serving Prometheus `/metrics` on that
+    port: the SDK's own metrics and spec2ship's (contracts/metrics.py), counters with `_total`, durations in
+    seconds. None: the default runtime, no endpoint."""
+    global _METRICS_RUNTIME
+    port = os.environ.get(METRICS_PORT_ENV, "").strip()
+    if not port:
+        return None
+    if _METRICS_RUNTIME is None:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{METRICS_PORT_ENV}={port!r} is not a port number (1-65535)")
+        host = os.environ.get("SPEC2SHIP_METRICS_HOST", "0.0.0.0")
+        _METRICS_RUNTIME = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(
+            bind_address=f"{host}:{port}", counters_total_suffix=True, durations_as_seconds=True)))
+    return _METRICS_RUNTIME
 
 
 def data_converter(codec: CodecSettings) -> DataConverter:

@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         TEAM_BUDGET,
     )
     from rules.budget_periods import period_end, period_label, period_start
+    from workflows import metrics
 
 # A floor on the period timer, so a clock exactly at the boundary cannot spin the loop.
 _MIN_WAIT = timedelta(seconds=1)
@@ -158,6 +159,7 @@ class TeamBudget:
             return AdmissionAnswer(run_id=run_id, granted=False, reason=shortfall)
         granted = OpenReservation(tokens=tokens, usd=usd, reserved_at=workflow.now())
         self._state.reservations[run_id] = granted
+        self._publish()
         return AdmissionAnswer(run_id=run_id, granted=True, reservation=self._reservation(run_id, granted))
 
     # Metering.
@@ -175,6 +177,7 @@ class TeamBudget:
         if reservation is not None:
             reservation.used_tokens += commit.tokens
             reservation.used_usd += commit.usd
+        self._publish()
 
     @workflow.signal(name=RELEASE)
     def release(self, request: ReleaseRequest) -> None:
@@ -206,6 +209,7 @@ class TeamBudget:
             used_usd=reservation.used_usd,
         )
         self._remember_release(outcome)
+        self._publish()
         return outcome
 
     def _remember_release(self, outcome: ReleaseOutcome) -> None:
@@ -233,6 +237,7 @@ class TeamBudget:
         self._state.limits.tokens = config.tokens
         self._state.limits.usd = config.usd
         self._wake = True  # the period timer may have changed
+        self._publish()
         return self.show()
 
     @configure.validator
@@ -298,6 +303,11 @@ class TeamBudget:
         )
         del self._state.history[:-MAX_HISTORY]
         self._state.used = Spend()
+
+    def _publish(self) -> None:
+        """The team's figures as gauges, after every change (silent during replay)."""
+        view = self.show()
+        metrics.budget(self._state.team, view.free_tokens, view.used.tokens)
 
     def _remember(self, key: str) -> None:
         self._keys.add(key)

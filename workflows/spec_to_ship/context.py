@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.runs import ForgeEvent, HumanAction, RunState, RunStatus, SpecToShipInput, StageRecord
     from contracts.workspace import ToolCallRecord, WorkspaceDiff, WorkspaceRef
     from specs.models import AutonomyLevel, Spec
+    from workflows import metrics
     from workflows.spec_to_ship.humans import HumanKind
 
 T = TypeVar("T")
@@ -91,6 +92,7 @@ class RunContext:
             raise
         record.ended_at = workflow.now()
         record.result = describe(result)
+        metrics.stage_took(name, record.ended_at - record.started_at)
         return result
 
     def end(self, state: RunState, reasons: list[str]) -> None:
@@ -99,6 +101,7 @@ class RunContext:
         self.status.awaiting_human_since = None
         self.set_stage("done")
         workflow.upsert_search_attributes([STATE_KEY.value_set(state.value)])
+        metrics.run_ended(state.value, self.status.decision or "none", self.status.service, self.status.team)
         workflow.set_current_details(f"{state.value}: " + "; ".join(reasons)[:500])
 
     def update_pr(self, pr: PullRequest | None) -> None:
