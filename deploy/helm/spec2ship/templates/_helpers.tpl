@@ -270,3 +270,20 @@ imagePullSecrets:
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end -}}
+
+{{/* SPEC2SHIP_METRICS_PORT for a process with a Temporal client: its runtime serves /metrics there. */}}
+{{- define "spec2ship.metricsEnv" -}}
+{{- if .Values.metrics.enabled }}
+- name: SPEC2SHIP_METRICS_PORT
+  value: {{ .Values.metrics.port | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod annotations for Prometheus' annotation-based discovery of /metrics. */}}
+{{- define "spec2ship.metricsAnnotations" -}}
+{{- if and .Values.metrics.enabled .Values.metrics.scrapeAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .Values.metrics.port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end -}}
