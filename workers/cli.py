@@ -24,7 +24,7 @@ from rich.table import Table
 from temporalio.client import Client
 from typer.exceptions import TyperException
 
-from activities.config import CodecSettings, TemporalSettings, task_queue
+from activities.config import CodecSettings, ConfigError, TemporalSettings, task_queue
 from activities.config import data_dir as default_data_dir
 from activities.telemetry.setup import process_telemetry
 from contracts.agents import AgentChoice
@@ -135,6 +135,8 @@ async def client_or_fail() -> Client:
     settings = TemporalSettings.from_env()
     try:
         return await asyncio.wait_for(connect(settings), timeout=10)
+    except ConfigError:  # our own settings are wrong, not the server's absence
+        raise
     except Exception as error:
         raise RunCommandError(
             f"no Temporal server answers at {settings.address} ({type(error).__name__}): start one with "
@@ -385,6 +387,9 @@ def run_command(args: list[str] | None = None) -> int:
         else:
             err.print(f"[red]error:[/red] {usage}", highlight=False)
         return int(getattr(usage, "exit_code", 2))
+    except ConfigError as wrong:  # the environment is wrong: its message names the variable
+        err.print(f"[red]error:[/red] {wrong}", highlight=False)
+        return 1
     except ValidationError as invalid:
         first = invalid.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or invalid.title

@@ -13,7 +13,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from activities.config import CodecSettings, TemporalSettings
+from activities.config import CodecSettings, ConfigError, TemporalSettings
 
 _CONNECTED = False
 _METRICS_RUNTIME: Runtime | None = None
@@ -67,7 +67,7 @@ def metrics_runtime() -> Runtime | None:
         return None
     if _METRICS_RUNTIME is None:
         if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{METRICS_PORT_ENV}={port!r} is not a port number (1-65535)")
+            raise ConfigError(f"{METRICS_PORT_ENV}={port!r} is not a port number (1-65535)")
         host = os.environ.get("SPEC2SHIP_METRICS_HOST", "0.0.0.0")
         _METRICS_RUNTIME = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(
             bind_address=f"{host}:{port}", counters_total_suffix=True, durations_as_seconds=True)))

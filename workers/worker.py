@@ -27,7 +27,7 @@ from activities.agents.registry import ConfigError, ModelEntry, ModelRegistry, P
 from activities.budget.activities import BudgetActivities
 from activities.config import data_dir as default_data_dir
 from activities.config import task_queue as default_task_queue
-from activities.config import worker_id, workspace_queue
+from activities.config import worker_id, worker_tuning, workspace_queue
 from activities.forge.activities import ForgeActivities
 from activities.forge.registry import close_forges
 from activities.gate.activities import GateActivities
@@ -90,7 +90,8 @@ def build_workers(
     reaped = preview.reap(force=True)
     if reaped:
         log.info("removed %d preview(s) left by an earlier worker: %s", len(reaped), ", ".join(reaped))
-    pool = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="spec2ship-activity")
+    tuning = worker_tuning()
+    pool = executor or ThreadPoolExecutor(max_workers=tuning.activities, thread_name_prefix="spec2ship-activity")
     workspace = WorkspaceActivities(data, ws_queue, preview)
     models = ModelActivities(cpu_queue=queue, data_dir=data, client=client)
     forge = ForgeActivities()
@@ -107,6 +108,9 @@ def build_workers(
         activity_executor=pool,
         interceptors=list(interceptors),
         graceful_shutdown_timeout=graceful_shutdown,
+        max_cached_workflows=tuning.workflow_cache,
+        max_concurrent_workflow_tasks=tuning.workflow_tasks,
+        max_concurrent_activities=tuning.activities,
     )
     own = Worker(
         client,
@@ -116,6 +120,7 @@ def build_workers(
         activity_executor=pool,
         interceptors=list(interceptors),
         graceful_shutdown_timeout=graceful_shutdown,
+        max_concurrent_activities=tuning.activities,
     )
     return [shared, own]
 

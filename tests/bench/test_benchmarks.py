@@ -87,3 +87,11 @@ def test_unknown_benchmark_is_refused() -> None:
     done = subprocess.run([sys.executable, "-m", "bench", "nonesuch"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "usage" in done.stderr
+
+
+@pytest.mark.slow
+def test_parked() -> None:
+    result = smoke("parked")
+    assert result["parked"] == result["runs"] == 2, result["states"]
+    assert number(result["rss_mb_before"]) and number(result["rss_mb_after"])
+    assert isinstance(result["kb_per_parked_run"], int | float)

@@ -55,6 +55,15 @@ def test_steering_a_run_that_does_not_exist_is_one_line(env: dict[str, str]) -> 
     _one_line(_cli(env, "status", "spec2ship/nope/nope"), 1, "no run")
 
 
+@pytest.mark.parametrize(("variable", "value"), [("SPEC2SHIP_WORKFLOW_CACHE", "lots"),
+                                                  ("SPEC2SHIP_MAX_ACTIVITIES", "0"),
+                                                  ("SPEC2SHIP_METRICS_PORT", "99999")])
+def test_a_worker_setting_it_cannot_use_is_one_line_naming_the_variable(env: dict[str, str], variable: str,
+                                                                         value: str) -> None:
+    done = _cli({**env, variable: value}, "worker", "--shutdown-grace", "0", timeout=60)
+    _one_line(done, 1, f"{variable}={value!r}")
+
+
 def test_an_empty_name_or_team_is_one_line(env: dict[str, str]) -> None:
     _one_line(_cli(env, "approve", "x", "--as", ""), 2, "--as")
     _one_line(_cli(env, "budget", "set", "", "--tokens", "5"), 1, "TEAM ''")
