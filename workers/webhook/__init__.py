@@ -1,5 +1,6 @@
-"""The GitHub webhook server: verified deliveries in, Temporal workflow starts, signals and updates out.
+"""The GitHub webhook server: verified deliveries in, spooled on disk, answered; a drain in the same
+process turns them into Temporal workflow starts, signals and updates.
 
-Nothing slow happens here: a delivery is answered once its one Temporal call is made, so GitHub's
-10-second limit is never at risk; the work itself runs in workflows and activities.
+`app.py` (HTTP) -> `triage.py` (what a delivery asks for, no I/O) -> `spool.py` (SQLite, durable before
+the answer) -> `drain.py` (in the background, with retries) -> `execute.py` (Temporal and GitHub).
 """

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
-from activities.config import task_queue
+from activities.config import data_dir, task_queue
 from activities.forge.github_auth import webhook_secret
 
 GITHUB_MAX_PAYLOAD = 25 * 1024 * 1024
 """GitHub caps webhook payloads at 25 MB and drops larger ones; anything bigger is not from GitHub."""
+GITHUB_REDELIVERY_S = 3 * 24 * 3600.0
+"""How far back GitHub lets people redeliver a delivery: the spool remembers delivery ids as long."""
 
 DEFAULT_FACTORY_LABEL = "spec2ship"
 ENV_FACTORY_LABEL = "SPEC2SHIP_FACTORY_LABEL"
+ENV_SPOOL = "SPEC2SHIP_WEBHOOK_SPOOL"
+
+
+def spool_path_from_env(env: Mapping[str, str] | None = None) -> Path:
+    """SPEC2SHIP_WEBHOOK_SPOOL, else `webhook/spool.sqlite3` under the data folder (no secret needed:
+    `spec2ship webhook spool` reads it too)."""
+    env = os.environ if env is None else env
+    configured = env.get(ENV_SPOOL)
+    return Path(configured) if configured else data_dir() / "webhook" / "spool.sqlite3"
 
 
 class WebhookSettings(BaseModel):
@@ -22,9 +34,11 @@ class WebhookSettings(BaseModel):
     factory_label: str = Field(default=DEFAULT_FACTORY_LABEL, min_length=1, description="Label that starts a run.")
     task_queue: str = Field(default_factory=task_queue, description="Where SpecToShip runs are started.")
     max_body_bytes: int = Field(default=GITHUB_MAX_PAYLOAD, gt=0)
-    github_timeout_s: float = Field(default=3.0, gt=0, description="Deadline for the permission check.")
+    github_timeout_s: float = Field(default=3.0, gt=0, description="Deadline for each GitHub call of the drain.")
     temporal_timeout_s: float = Field(default=5.0, gt=0, description="Deadline for each Temporal call.")
-    delivery_log_size: int = Field(default=4096, gt=0, description="Recent delivery ids kept for dedup.")
+    spool_path: Path = Field(default_factory=spool_path_from_env, description="This process's spool (SQLite).")
+    drain_concurrency: int = Field(default=32, gt=0, description="Deliveries carried out at once.")
+    keep_s: float = Field(default=GITHUB_REDELIVERY_S, gt=0, description="How long finished deliveries are kept.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -33,4 +47,5 @@ class WebhookSettings(BaseModel):
         return cls(
             secret=webhook_secret(env),
             factory_label=env.get(ENV_FACTORY_LABEL) or DEFAULT_FACTORY_LABEL,
+            spool_path=spool_path_from_env(env),
         )

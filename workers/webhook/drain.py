@@ -1,0 +1,252 @@
+"""The drain: carries out spooled deliveries against Temporal and GitHub, in the background of the webhook.
+
+- **Order.** Deliveries are taken oldest first; two for the same run are never carried out at once, and
+  the later one waits for the earlier (labelled, then commented on: the start goes first).
+- **Retries.** A delivery stays in the spool until it has an outcome. While Temporal cannot be reached
+  the whole drain pauses with a growing back-off (0.5 s doubling to 30 s) and each delivery it tried
+  waits as long; a GitHub rate limit or outage delays only that delivery, by GitHub's own wait when it
+  named one. Nothing is given up on: an operator sees what waits, and why, with `spec2ship webhook spool`.
+- **Restarts.** The spool is on disk, so a restarted webhook drains what its last process left; a job
+  caught half-way is simply carried out again, which its idempotency makes safe (`execute.py`).
+- **Housekeeping.** Finished deliveries are forgotten after `keep_s`; every `report_every_s` while
+  anything waits, one log line says how much, for how long and the last error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from workers.webhook.execute import GitHubUnavailable
+from workers.webhook.jobs import AnyJob, Disposition, Outcome, PostReply, target
+from workers.webhook.jsonlog import clip
+from workers.webhook.runs import TemporalUnavailable
+from workers.webhook.spool import Done, Entry, Pending, Retry, Spool, SpoolError, Unreadable
+
+log = logging.getLogger("spec2ship.webhook")
+
+Execute = Callable[[str, AnyJob], Awaitable[Outcome]]
+
+
+@dataclass
+class Backoff:
+    """Doubling waits from `first_s` up to `most_s`."""
+
+    first_s: float = 0.5
+    most_s: float = 30.0
+
+    def after(self, attempts: int) -> float:
+        return float(min(self.most_s, self.first_s * 2 ** max(0, attempts - 1)))
+
+
+class Drain:
+    """Runs as one task on the webhook's event loop (`start`), `concurrency` deliveries at a time."""
+
+    def __init__(self, spool: Spool, execute: Execute, *, concurrency: int = 32, keep_s: float = 3 * 86400,
+                 backoff: Backoff | None = None, idle_s: float = 1.0, report_every_s: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._spool = spool
+        self._execute = execute
+        self._concurrency = concurrency
+        self._keep_s = keep_s
+        self._backoff = backoff or Backoff()
+        self._idle_s = idle_s
+        self._report_every_s = report_every_s
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._targets: set[str] = set()
+        self._pauses = 0  # Temporal failures in a row
+        self._paused_until = 0.0
+        self.temporal_error: str | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start draining on the running loop (again, if an earlier loop ended); idempotent."""
+        loop = asyncio.get_running_loop()
+        if self._task is not None and not self._task.done() and self._loop is loop:
+            return
+        self._loop = loop
+        self._wakeup = asyncio.Event()
+        self._running.clear()
+        self._targets.clear()
+        self._task = loop.create_task(self._run(), name="webhook-drain")
+
+    def wake(self) -> None:
+        """A delivery was spooled: look now rather than at the next idle tick."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop taking deliveries; let those in progress finish for up to `grace_s` (the rest stay spooled)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._running:
+            _, late = await asyncio.wait(list(self._running.values()), timeout=grace_s)
+            for task in late:
+                task.cancel()
+
+    async def until_idle(self) -> None:
+        """Until nothing is due and nothing is in progress. Deliveries waiting out a back-off are not due; one
+        that arrived during a pause is, and is tried when the pause ends. For tests; it starts the drain."""
+        self.start()
+        while True:
+            if not self._running and await self._spool.count_due() == 0:
+                return
+            if self._task is not None and self._task.done():
+                self._task.result()  # a crashed drain raises here instead of waiting forever
+            self.wake()
+            await asyncio.sleep(0.01)
+
+    @property
+    def in_progress(self) -> int:
+        return len(self._running)
+
+    @property
+    def paused_for_s(self) -> float:
+        return max(0.0, self._paused_until - self._clock())
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        last_prune = last_report = 0.0
+        while True:
+            now = self._clock()
+            if now - last_prune >= min(self._keep_s, 3600.0):
+                last_prune = now
+                await self._housekeeping("prune")
+            if now - last_report >= self._report_every_s:
+                last_report = now
+                await self._housekeeping("report")
+            started = 0
+            if now >= self._paused_until and len(self._running) < self._concurrency:
+                started = await self._take()
+            if started == 0:
+                wait = self._idle_s if now >= self._paused_until else min(self._idle_s, self._paused_until - now)
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=max(wait, 0.001))
+
+    async def _take(self) -> int:
+        """Start what is due, oldest first, keeping each run's deliveries in order; returns how many."""
+        free = self._concurrency - len(self._running)
+        try:
+            due = await self._spool.due(limit=free + len(self._running) + 64)
+        except SpoolError as error:
+            log.error("drain: %s", error)
+            return 0
+        blocked = set(self._targets)
+        started = 0
+        for found in due:
+            if started == free:
+                break
+            if found.key in self._running:
+                continue
+            if isinstance(found, Unreadable):
+                self._begin(found.key, None, self._unreadable(found))
+                started += 1
+                continue
+            workflow_id = target(found.job)
+            if workflow_id is not None:
+                if workflow_id in blocked:
+                    continue
+                blocked.add(workflow_id)
+            self._begin(found.key, workflow_id, self._carry_out(found))
+            started += 1
+        return started
+
+    def _begin(self, key: str, workflow_id: str | None, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                self._running.pop(key, None)
+                if workflow_id is not None:
+                    self._targets.discard(workflow_id)
+                self._wakeup.set()
+
+        if workflow_id is not None:
+            self._targets.add(workflow_id)
+        self._running[key] = asyncio.get_running_loop().create_task(run(), name=f"delivery {key}")
+
+    async def _carry_out(self, pending: Pending) -> None:
+        fields = {"delivery": clip(pending.key), "event": pending.event, "workflow_id": target(pending.job),
+                  "attempt": pending.attempts + 1}
+        result: Done | Retry
+        try:
+            outcome = await self._execute(pending.key, pending.job)
+        except TemporalUnavailable as error:
+            self._pause(str(error))
+            result = Retry(key=pending.key, error=str(error), next_at=self._paused_until)
+            log.warning("delivery waits for Temporal: %s", error, extra=fields)
+        except GitHubUnavailable as error:
+            wait = max(self._backoff.after(pending.attempts + 1), error.retry_after_s or 0.0)
+            result = Retry(key=pending.key, error=str(error), next_at=self._clock() + wait)
+            log.warning("delivery waits for GitHub (%.0f s): %s", wait, error, extra=fields)
+        except Exception as error:  # a fault of ours: keep the delivery, say so, keep draining the others
+            wait = self._backoff.after(pending.attempts + 1)
+            result = Retry(key=pending.key, error=f"{type(error).__name__}: {error}", next_at=self._clock() + wait)
+            log.exception("delivery failed; tried again in %.0f s", wait, extra=fields)
+        else:
+            if self._pauses and outcome.workflow_id is not None:
+                self._resume()
+            follow_ups = [Entry(key=f"{pending.key}/reply/{n}", event=pending.event, job=PostReply(reply=reply))
+                          for n, reply in enumerate(outcome.replies)]
+            result = Done(key=pending.key, outcome=outcome, follow_ups=follow_ups)
+            log.info("delivery %s: %s", outcome.disposition.value, outcome.reason,
+                    extra={**fields, "disposition": outcome.disposition.value,
+                           "waited_ms": round((self._clock() - pending.received_at) * 1000)})
+        await self._record(result)
+
+    async def _unreadable(self, found: Unreadable) -> None:
+        log.error("delivery dropped: %s", found.error, extra={"delivery": clip(found.key)})
+        outcome = Outcome(disposition=Disposition.ignored, reason=found.error)
+        await self._record(Done(key=found.key, outcome=outcome))
+
+    async def _record(self, result: Done | Retry) -> None:
+        try:
+            await self._spool.finish(result)
+        except SpoolError as error:
+            # The delivery stays pending and is carried out again: safe, since every job is idempotent.
+            log.error("drain: outcome not recorded: %s", error, extra={"delivery": clip(result.key)})
+
+    def _pause(self, error: str) -> None:
+        """One pause per attempt window: the deliveries tried together fail together, and count once."""
+        self.temporal_error = error
+        now = self._clock()
+        if now >= self._paused_until:
+            self._pauses += 1
+            self._paused_until = now + self._backoff.after(self._pauses)
+
+    def _resume(self) -> None:
+        log.info("drain: Temporal answers again after %d failed attempt(s)", self._pauses)
+        self._pauses = 0
+        self._paused_until = 0.0
+        self.temporal_error = None
+
+    async def _housekeeping(self, what: str) -> None:
+        try:
+            if what == "prune":
+                removed = await self._spool.prune(self._keep_s)
+                if removed:
+                    log.info("spool: forgot %d finished deliveries older than %.0f h", removed, self._keep_s / 3600)
+                return
+            stats = await self._spool.stats()
+        except SpoolError as error:
+            log.error("spool: %s", error)
+            return
+        if stats.pending:
+            log.info("spool: %d deliveries waiting, the oldest for %.0f s; last error: %s", stats.pending,
+                     stats.oldest_pending_age_s(self._clock()) or 0.0, stats.last_error or "none",
+                     extra={"spool_pending": stats.pending, "spool_path": stats.path})
+
