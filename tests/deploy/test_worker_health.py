@@ -16,8 +16,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from doubles.processes import free_port, get, start, stop, wait_for_status
 from doubles.tiny_model import build_tiny_model, skip_without_gpu_extra
-from processes import free_port, get, start, stop, wait_for_status
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
