@@ -186,9 +186,9 @@ class Drain:
         try:
             outcome = await self._execute(pending.key, pending.job)
         except TemporalUnavailable as error:
-            self._pause(str(error))
+            if self._pause(str(error)):  # one warning per pause, not one per delivery tried in it
+                log.warning("drain paused for %.1f s: %s", self.paused_for_s, error, extra=fields)
             result = Retry(key=pending.key, error=str(error), next_at=self._paused_until)
-            log.warning("delivery waits for Temporal: %s", error, extra=fields)
         except GitHubUnavailable as error:
             wait = max(self._backoff.after(pending.attempts + 1), error.retry_after_s or 0.0)
             result = Retry(key=pending.key, error=str(error), next_at=self._clock() + wait)
@@ -220,13 +220,16 @@ class Drain:
             # The delivery stays pending and is carried out again: safe, since every job is idempotent.
             log.error("drain: outcome not recorded: %s", error, extra={"delivery": clip(result.key)})
 
-    def _pause(self, error: str) -> None:
-        """One pause per attempt window: the deliveries tried together fail together, and count once."""
+    def _pause(self, error: str) -> bool:
+        """One pause per attempt window: the deliveries tried together fail together, and count once.
+        True when this failure began a pause."""
         self.temporal_error = error
         now = self._clock()
-        if now >= self._paused_until:
-            self._pauses += 1
-            self._paused_until = now + self._backoff.after(self._pauses)
+        if now < self._paused_until:
+            return False
+        self._pauses += 1
+        self._paused_until = now + self._backoff.after(self._pauses)
+        return True
 
     def _resume(self) -> None:
         log.info("drain: Temporal answers again after %d failed attempt(s)", self._pauses)
