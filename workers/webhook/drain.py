@@ -145,9 +145,8 @@ class Drain:
         except SpoolError as error:
             log.error("drain: %s", error)
             return 0
-        blocked = set(self._targets)
         started = 0
-        for found in due:
+        for found in due:  # at most one per run: the spool offers only the first of each run's queue
             if started == free:
                 break
             if found.key in self._running:
@@ -157,10 +156,8 @@ class Drain:
                 started += 1
                 continue
             workflow_id = target(found.job)
-            if workflow_id is not None:
-                if workflow_id in blocked:
-                    continue
-                blocked.add(workflow_id)
+            if workflow_id is not None and workflow_id in self._targets:
+                continue  # still in progress; the spool offers it until it is finished
             self._begin(found.key, workflow_id, self._carry_out(found))
             started += 1
         return started

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field, ValidationError
 
-from workers.webhook.jobs import Job, Outcome, SpooledJob
+from workers.webhook.jobs import Job, Outcome, SpooledJob, target
 
 T = TypeVar("T")
 
@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     key          TEXT NOT NULL UNIQUE,
     event        TEXT NOT NULL,
+    target       TEXT,
     job          TEXT NOT NULL,
     received_at  REAL NOT NULL,
     state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done')),
@@ -48,10 +49,16 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at, seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries (target, seq) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_finished ON deliveries (finished_at) WHERE state = 'done';
 CREATE INDEX IF NOT EXISTS deliveries_errors ON deliveries (attempted_at) WHERE last_error IS NOT NULL;
 """
 ERROR_LIMIT = 2000  # characters of an error kept per delivery
+
+# Due, and first in its run's queue: a delivery waits behind an earlier one for the same run (`target`, the
+# workflow id) even when the earlier one waits out a back-off, so one run's deliveries keep their order.
+_DUE = ("FROM deliveries AS d WHERE d.state = 'pending' AND d.next_at <= ? AND (d.target IS NULL OR NOT EXISTS "
+        "(SELECT 1 FROM deliveries AS e WHERE e.state = 'pending' AND e.target = d.target AND e.seq < d.seq))")
 
 
 class SpoolError(OSError):
@@ -99,7 +106,6 @@ class Retry(BaseModel):
     key: str
     error: str
     next_at: float
-    count_attempt: bool = Field(default=True, description="False: held back behind another job, not tried.")
 
 
 class Row(BaseModel):
@@ -197,8 +203,9 @@ def row(connection: sqlite3.Connection, key: str) -> Row | None:
 
 def _insert(connection: sqlite3.Connection, entry: Entry) -> bool:
     cursor = connection.execute(
-        "INSERT OR IGNORE INTO deliveries (key, event, job, received_at, next_at) VALUES (?, ?, ?, ?, ?)",
-        (entry.key, entry.event, SpooledJob(job=entry.job).model_dump_json(), entry.received_at, entry.received_at))
+        "INSERT OR IGNORE INTO deliveries (key, event, target, job, received_at, next_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (entry.key, entry.event, target(entry.job), SpooledJob(job=entry.job).model_dump_json(), entry.received_at,
+         entry.received_at))
     return cursor.rowcount == 1
 
 
@@ -210,20 +217,16 @@ def _finish(connection: sqlite3.Connection, result: Done | Retry, now: float) ->
             (now, now, result.outcome.model_dump_json(exclude={"replies"}), result.key))
         for entry in result.follow_ups:
             _insert(connection, entry)
-    elif result.count_attempt:
+    else:
         connection.execute(
             "UPDATE deliveries SET attempts = attempts + 1, attempted_at = ?, next_at = ?, last_error = ? "
             "WHERE key = ? AND state = 'pending'", (now, result.next_at, result.error[:ERROR_LIMIT], result.key))
-    else:
-        connection.execute("UPDATE deliveries SET next_at = ? WHERE key = ? AND state = 'pending'",
-                           (result.next_at, result.key))
 
 
 def _due(connection: sqlite3.Connection, now: float, limit: int) -> list[Pending | Unreadable]:
     found: list[Pending | Unreadable] = []
     for seq, key, event, job, attempts, received_at in connection.execute(
-        "SELECT seq, key, event, job, attempts, received_at FROM deliveries "
-        "WHERE state = 'pending' AND next_at <= ? ORDER BY seq LIMIT ?", (now, limit),
+        f"SELECT d.seq, d.key, d.event, d.job, d.attempts, d.received_at {_DUE} ORDER BY d.seq LIMIT ?", (now, limit),
     ):
         try:
             spooled = SpooledJob.model_validate_json(job)
@@ -348,7 +351,8 @@ class Spool:
         await self._write(lambda connection: _finish(connection, result, now))
 
     async def due(self, limit: int) -> list[Pending | Unreadable]:
-        """The oldest pending deliveries whose next attempt is due, in the order they arrived."""
+        """The oldest pending deliveries whose next attempt is due, in the order they arrived; at most one per
+        run (the first of its queue), so that one run's deliveries are carried out in order."""
         now = self._clock()
         return await self._read(lambda connection: _due(connection, now, limit))
 
@@ -365,9 +369,10 @@ class Spool:
         return await self._read(lambda connection: row(connection, key))
 
     async def count_due(self) -> int:
+        """How many `due` would offer now (without a limit)."""
         now = self._clock()
         count: int = await self._read(lambda connection: connection.execute(
-            "SELECT count(*) FROM deliveries WHERE state = 'pending' AND next_at <= ?", (now,)).fetchone()[0])
+            f"SELECT count(*) {_DUE}", (now,)).fetchone()[0])
         return count
 
 
