@@ -25,6 +25,11 @@ class ReadyIssue(BaseModel):
     number: int = Field(gt=0)
     title: str = ""
     installation_id: int | None = Field(default=None, description="The GitHub App installation on the repo.")
+    status_label: str | None = Field(
+        default=None,
+        description="A spec2ship status label on the issue (`spec2ship:rejected`, ...): a run had the issue, "
+        "even when Temporal no longer holds it (past the namespace's retention).",
+    )
 
 
 class RepoProblem(BaseModel):
