@@ -98,7 +98,7 @@ def create_app(
         try:
             yield
         finally:
-            await drain.stop()
+            await drain.stop(settings.drain_grace_s)
             spool.close()
             if github_factory is github_forge:
                 close_forges()  # the process's shared GitHub connections (activities.forge.registry)

@@ -85,16 +85,18 @@ class Drain:
             self._loop.call_soon_threadsafe(self._wakeup.set)
 
     async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop taking deliveries; let those in progress finish for up to `grace_s` (the rest stay spooled)."""
+        """Carry out what is due for up to `grace_s` (a replica scaled away leaves as little behind as it
+        can), then stop; whatever is left stays in the spool for the next process on it."""
+        if self._task is not None and not self._task.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.until_idle(), timeout=grace_s)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._running:
-            _, late = await asyncio.wait(list(self._running.values()), timeout=grace_s)
-            for task in late:
-                task.cancel()
+        for task in list(self._running.values()):
+            task.cancel()
 
     async def until_idle(self) -> None:
         """Until nothing is due and nothing is in progress. Deliveries waiting out a back-off are not due; one

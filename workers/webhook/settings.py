@@ -39,6 +39,7 @@ class WebhookSettings(BaseModel):
     spool_path: Path = Field(default_factory=spool_path_from_env, description="This process's spool (SQLite).")
     drain_concurrency: int = Field(default=32, gt=0, description="Deliveries carried out at once.")
     keep_s: float = Field(default=GITHUB_REDELIVERY_S, gt=0, description="How long finished deliveries are kept.")
+    drain_grace_s: float = Field(default=10.0, ge=0, description="On shutdown, how long the drain may go on.")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
