@@ -357,9 +357,10 @@ def free_port() -> int:
 
 
 def webhook_process(port: int, temporal_address: str, queue: str, github: GitHubDouble,
-                    log: Path) -> subprocess.Popen[bytes]:
+                    log: Path, spool: Path) -> subprocess.Popen[bytes]:
     """`spec2ship webhook serve` in a process of its own, as an operator runs it (the load generator
-    must not share an interpreter lock with the server it measures)."""
+    must not share an interpreter lock with the server it measures). Its drain runs in the same process,
+    with its spool (`spool`) in the benchmark's temporary folder."""
     command = [str(Path(sys.executable).parent / "spec2ship"), "webhook", "serve", "--host", "127.0.0.1",
                "--port", str(port)]
     env = {
@@ -371,6 +372,7 @@ def webhook_process(port: int, temporal_address: str, queue: str, github: GitHub
         "SPEC2SHIP_GITHUB_URL": github.api_url,
         "SPEC2SHIP_GITHUB_TOKEN": github.token,
         "SPEC2SHIP_GITHUB_THROTTLE": "false",
+        "SPEC2SHIP_WEBHOOK_SPOOL": str(spool),
     }
     for name in ("TEMPORAL_API_KEY", "TEMPORAL_TLS", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA",
                  "TEMPORAL_NAMESPACE"):

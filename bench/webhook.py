@@ -115,7 +115,7 @@ async def settle(client: Client, repo: str, issues: Sequence[int], grace_s: floa
     started = time.monotonic()
     while True:
         counts = await system.runs_started(client, repo)
-        missing: list[str] = []
+        missing = sorted(expected - counts.keys())
         if not missing or time.monotonic() - started >= grace_s:
             break
         await asyncio.sleep(1.0)
@@ -186,7 +186,8 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
         log = Path(folder) / "webhook.log"
         env = await system.start_server()
         port = system.free_port()
-        process = system.webhook_process(port, system.server_address(env), f"bench-{tag}", github, log)
+        process = system.webhook_process(port, system.server_address(env), f"bench-{tag}", github, log,
+                                         Path(folder) / "spool.sqlite3")
         senders = Senders()
         try:
             base = f"http://127.0.0.1:{port}"

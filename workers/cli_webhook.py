@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +20,7 @@ import uvicorn
 
 from activities.forge.github_auth import GitHubAuthError
 from workers.temporal_client import connect
-from workers.webhook import jsonlog
+from workers.webhook import drain_process, jsonlog
 from workers.webhook.app import create_app
 from workers.webhook.settings import WebhookSettings, spool_path_from_env
 from workers.webhook.spool import Row, SpoolError, SpoolReader, Stats
@@ -28,6 +29,12 @@ __all__ = ["webhook_app"]
 
 EXIT_USAGE = 2
 EXIT_NO_SPOOL = 1
+
+
+class DrainChoice(StrEnum):
+    process = "process"
+    inline = "inline"
+    none = "none"
 
 webhook_app = typer.Typer(
     name="webhook",
@@ -48,11 +55,14 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
     shutdown_grace: Annotated[int, typer.Option(
         "--shutdown-grace", min=0, help="Seconds requests in flight get to finish after SIGTERM.")] = 20,
+    drain: Annotated[DrainChoice, typer.Option(
+        help="process: a child process carries deliveries out (default); inline: on the server's own event loop; "
+             "none: a `spec2ship webhook drain` runs beside it.")] = DrainChoice.process,
 ) -> None:
     """Listen for GitHub deliveries on POST /webhooks/github (health: /healthz, readiness: /readyz)."""
     try:
         settings = WebhookSettings.from_env()
-        app = create_app(settings, connect)
+        app = create_app(settings, connect, drain_mode=drain.value)
     except (GitHubAuthError, SpoolError) as error:
         typer.echo(f"spec2ship webhook: {error}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
@@ -61,6 +71,12 @@ def serve(
     # (the drain stops, what it had not done stays in the spool for the next start), then re-raises the signal.
     uvicorn.run(app, host=host, port=port, log_config=log_config, access_log=False,
                 timeout_graceful_shutdown=shutdown_grace)
+
+
+@webhook_app.command("drain")
+def drain_command() -> None:
+    """Carry out what `serve --drain none` spools (same spool, same environment), until SIGTERM."""
+    raise typer.Exit(drain_process.main([]))
 
 
 def _when(at: float | None) -> str:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -30,12 +30,13 @@ from activities.forge.registry import close_forges
 from contracts.github import DeliveryId, EventName
 from workers.webhook import signature
 from workers.webhook.drain import Drain
+from workers.webhook.drain_process import DrainSupervisor
 from workers.webhook.execute import Executor
 from workers.webhook.forge import ForgeFactory, github_forge
 from workers.webhook.jsonlog import clip
 from workers.webhook.runs import TemporalConnection, TemporalFactory
 from workers.webhook.settings import WebhookSettings
-from workers.webhook.spool import Entry, Spool, SpoolError
+from workers.webhook.spool import BOTH, Entry, Spool, SpoolError
 from workers.webhook.triage import BadDelivery, Triage
 
 log = logging.getLogger("spec2ship.webhook")
@@ -73,32 +74,50 @@ def _answer(status: int, state: str, reason: str, **fields: Any) -> JSONResponse
     return JSONResponse({"status": state, "reason": reason, **fields}, status_code=status)
 
 
+DrainMode = Literal["inline", "process", "none"]
+
+
 def create_app(
     settings: WebhookSettings,
     temporal_client_factory: TemporalFactory,
     github_factory: ForgeFactory = github_forge,
+    *,
+    drain_mode: DrainMode = "inline",
 ) -> FastAPI:
     """The webhook app, with its spool open (raises `spool.SpoolBusy` when another process holds it).
 
     `temporal_client_factory` returns a Temporal `Client` (or any `runs.Runs`, in tests); `github_factory`
-    gives the forge for a delivery's repository (the real GitHub forge by default). `app.state.spool` and
-    `app.state.drain` are there for the serve command and tests; the lifespan starts the drain and, on
-    shutdown, stops it and closes the spool (without a lifespan, the first delivery starts the drain).
+    gives the forge for a delivery's repository (the real GitHub forge by default). `drain_mode`: `inline`
+    runs the drain on this event loop (tests, small installs); `process` runs it in a child process the
+    lifespan supervises (what `spec2ship webhook serve` does); `none` leaves it to a `spec2ship webhook drain`
+    beside this one. `app.state.spool` and `app.state.drain` (inline only) are there for tests; the
+    lifespan starts the drain and, on shutdown, stops it and closes the spool (without a lifespan, the first
+    delivery starts an inline drain).
     """
-    spool = Spool.open(settings.spool_path)
-    connection = TemporalConnection(temporal_client_factory, timedelta(seconds=settings.temporal_timeout_s))
-    execute = Executor(connection.runs, github_factory, settings.task_queue, settings.github_timeout_s)
-    drain = Drain(spool, execute, concurrency=settings.drain_concurrency, keep_s=settings.keep_s)
+    spool = Spool.open(settings.spool_path, roles=BOTH if drain_mode == "inline" else ("ingress",))
+    drain: Drain | None = None
+    if drain_mode == "inline":
+        connection = TemporalConnection(temporal_client_factory, timedelta(seconds=settings.temporal_timeout_s))
+        execute = Executor(connection.runs, github_factory, settings.task_queue, settings.github_timeout_s)
+        drain = Drain(spool, execute, concurrency=settings.drain_concurrency, keep_s=settings.keep_s)
+    supervisor = DrainSupervisor(settings.drain_grace_s) if drain_mode == "process" else None
     triage = Triage(settings.factory_label)
     secret = settings.secret.get_secret_value().encode()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        drain.start()  # what an earlier process left in the spool is drained without waiting for a delivery
+        # What an earlier process left in the spool is drained without waiting for a delivery.
+        if drain is not None:
+            drain.start()
+        if supervisor is not None:
+            supervisor.start()
         try:
             yield
         finally:
-            await drain.stop(settings.drain_grace_s)
+            if drain is not None:
+                await drain.stop(settings.drain_grace_s)
+            if supervisor is not None:
+                await supervisor.stop()
             spool.close()
             if github_factory is github_forge:
                 close_forges()  # the process's shared GitHub connections (activities.forge.registry)
@@ -146,8 +165,9 @@ def create_app(
         except SpoolError as error:
             log.error("delivery not recorded: %s", error, extra=fields)
             return _answer(503, "unavailable", "the delivery could not be recorded; redeliver it later")
-        drain.start()
-        drain.wake()
+        if drain is not None:
+            drain.start()
+            drain.wake()
         ids = {"workflow_id": triaged.workflow_id} if triaged.workflow_id else {}
         if not spooled:
             log.info("delivery already spooled", extra={**fields, "disposition": "duplicate"})
@@ -169,12 +189,17 @@ def create_app(
             return _answer(503, "unavailable", str(error))
         if spool.last_write_error is not None:
             return _answer(503, "unavailable", f"the spool cannot be written: {spool.last_write_error}")
-        drain.start()
         age = stats.oldest_pending_age_s()
-        return _answer(200, "ok", "deliveries are spooled and drained",
+        figures: dict[str, Any] = {"mode": drain_mode}
+        if drain is not None:
+            drain.start()
+            figures |= {"in_progress": drain.in_progress, "paused_for_s": round(drain.paused_for_s, 1),
+                        "temporal_error": drain.temporal_error}
+        if supervisor is not None:
+            figures |= {"process": "running" if supervisor.running else "restarting", "restarts": supervisor.restarts}
+        return _answer(200, "ok", "deliveries are spooled",
                        spool={"pending": stats.pending, "oldest_pending_s": round(age, 1) if age is not None else None,
                               "last_error": stats.last_error},
-                       drain={"in_progress": drain.in_progress, "paused_for_s": round(drain.paused_for_s, 1),
-                              "temporal_error": drain.temporal_error})
+                       drain=figures)
 
     return app

@@ -46,6 +46,9 @@ class Backoff:
 class Drain:
     """Runs as one task on the webhook's event loop (`start`), `concurrency` deliveries at a time."""
 
+    COALESCE_S = 0.002
+    POLL_S = 0.01
+
     def __init__(self, spool: Spool, execute: Execute, *, concurrency: int = 32, keep_s: float = 3 * 86400,
                  backoff: Backoff | None = None, idle_s: float = 1.0, report_every_s: float = 60.0,
                  clock: Callable[[], float] = time.time) -> None:
@@ -61,9 +64,10 @@ class Drain:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._targets: set[str] = set()
+        self._running_seqs: dict[str, int] = {}
         self._pauses = 0  # Temporal failures in a row
         self._paused_until = 0.0
+        self._seen_version = -1
         self.temporal_error: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -76,7 +80,7 @@ class Drain:
         self._loop = loop
         self._wakeup = asyncio.Event()
         self._running.clear()
-        self._targets.clear()
+        self._running_seqs.clear()
         self._task = loop.create_task(self._run(), name="webhook-drain")
 
     def wake(self) -> None:
@@ -99,11 +103,11 @@ class Drain:
             task.cancel()
 
     async def until_idle(self) -> None:
-        """Until nothing is due and nothing is in progress. Deliveries waiting out a back-off are not due; one
-        that arrived during a pause is, and is tried when the pause ends. For tests; it starts the drain."""
+        """Until nothing is in progress and nothing is due, or the drain is paused (Temporal away: what is due
+        then waits for the pause). For tests and shutdown; it starts the drain if it is not running."""
         self.start()
         while True:
-            if not self._running and await self._spool.count_due() == 0:
+            if not self._running and (self.paused_for_s > 0 or await self._spool.count_due() == 0):
                 return
             if self._task is not None and self._task.done():
                 self._task.result()  # a crashed drain raises here instead of waiting forever
@@ -135,47 +139,57 @@ class Drain:
                 started = await self._take()
             if started == 0:
                 wait = self._idle_s if now >= self._paused_until else min(self._idle_s, self._paused_until - now)
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=max(wait, 0.001))
+                await self._wait_for_work(max(wait, 0.001))
+
+    async def _wait_for_work(self, limit_s: float) -> None:
+        """Until woken (a delivery spooled by this process, one finished), the spool changed (a delivery
+        spooled by the ingress in another process: SQLite's data version moves), or `limit_s` passed."""
+        deadline = self._clock() + limit_s
+        self._wakeup.clear()
+        while True:
+            remaining = deadline - self._clock()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(0.0, min(self.POLL_S, remaining)))
+            except TimeoutError:
+                pass
+            else:
+                await asyncio.sleep(self.COALESCE_S)  # let the others arriving now join the next look
+                return
+            if remaining <= self.POLL_S:
+                return
+            try:
+                version = await self._spool.data_version()
+            except SpoolError:
+                return
+            if version != self._seen_version:
+                self._seen_version = version
+                return
 
     async def _take(self) -> int:
         """Start what is due, oldest first, keeping each run's deliveries in order; returns how many."""
         free = self._concurrency - len(self._running)
         try:
-            due = await self._spool.due(limit=free + len(self._running) + 64)
+            due = await self._spool.due(limit=free, skip=list(self._running_seqs.values()))
         except SpoolError as error:
             log.error("drain: %s", error)
             return 0
-        started = 0
-        for found in due:  # at most one per run: the spool offers only the first of each run's queue
-            if started == free:
-                break
-            if found.key in self._running:
-                continue
-            if isinstance(found, Unreadable):
-                self._begin(found.key, None, self._unreadable(found))
-                started += 1
-                continue
-            workflow_id = target(found.job)
-            if workflow_id is not None and workflow_id in self._targets:
-                continue  # still in progress; the spool offers it until it is finished
-            self._begin(found.key, workflow_id, self._carry_out(found))
-            started += 1
-        return started
+        # At most one per run, never one in progress or behind one: the spool offers the first of each run's
+        # queue and skips what is running (whose queue then offers nothing).
+        for found in due:
+            work = self._unreadable(found) if isinstance(found, Unreadable) else self._carry_out(found)
+            self._begin(found.key, found.seq, work)
+        return len(due)
 
-    def _begin(self, key: str, workflow_id: str | None, work: Awaitable[None]) -> None:
+    def _begin(self, key: str, seq: int, work: Awaitable[None]) -> None:
         async def run() -> None:
             try:
                 await work
             finally:
                 self._running.pop(key, None)
-                if workflow_id is not None:
-                    self._targets.discard(workflow_id)
+                self._running_seqs.pop(key, None)
                 self._wakeup.set()
 
-        if workflow_id is not None:
-            self._targets.add(workflow_id)
+        self._running_seqs[key] = seq
         self._running[key] = asyncio.get_running_loop().create_task(run(), name=f"delivery {key}")
 
     async def _carry_out(self, pending: Pending) -> None:

@@ -29,17 +29,26 @@ def spool_path_from_env(env: Mapping[str, str] | None = None) -> Path:
     return Path(configured) if configured else data_dir() / "webhook" / "spool.sqlite3"
 
 
-class WebhookSettings(BaseModel):
-    secret: SecretStr = Field(description="The webhook secret GitHub signs deliveries with.")
-    factory_label: str = Field(default=DEFAULT_FACTORY_LABEL, min_length=1, description="Label that starts a run.")
+class DrainSettings(BaseModel):
+    """What the drain needs: no webhook secret (it never sees a request), so it can run on its own."""
+
     task_queue: str = Field(default_factory=task_queue, description="Where SpecToShip runs are started.")
-    max_body_bytes: int = Field(default=GITHUB_MAX_PAYLOAD, gt=0)
     github_timeout_s: float = Field(default=3.0, gt=0, description="Deadline for each GitHub call of the drain.")
     temporal_timeout_s: float = Field(default=5.0, gt=0, description="Deadline for each Temporal call.")
     spool_path: Path = Field(default_factory=spool_path_from_env, description="This process's spool (SQLite).")
     drain_concurrency: int = Field(default=32, gt=0, description="Deliveries carried out at once.")
     keep_s: float = Field(default=GITHUB_REDELIVERY_S, gt=0, description="How long finished deliveries are kept.")
     drain_grace_s: float = Field(default=10.0, ge=0, description="On shutdown, how long the drain may go on.")
+
+    @classmethod
+    def drain_from_env(cls, env: Mapping[str, str] | None = None) -> DrainSettings:
+        return DrainSettings(spool_path=spool_path_from_env(env))
+
+
+class WebhookSettings(DrainSettings):
+    secret: SecretStr = Field(description="The webhook secret GitHub signs deliveries with.")
+    factory_label: str = Field(default=DEFAULT_FACTORY_LABEL, min_length=1, description="Label that starts a run.")
+    max_body_bytes: int = Field(default=GITHUB_MAX_PAYLOAD, gt=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:

@@ -9,19 +9,26 @@ The delivery id is the key: a delivery GitHub sends again (a redelivery, a retry
 not spooled twice for as long as the spool keeps finished deliveries (`keep_s`, three days by default:
 how far back GitHub lets people redeliver). Workflow ids remain the idempotency key beyond that.
 
-One process owns a spool at a time (a lock file beside it): several webhook replicas each need a spool
-of their own. All SQLite calls run on one thread the spool owns; the event loop never blocks on disk.
+A spool has two roles, each held by one process at a time (a lock file beside it): the ingress that
+appends deliveries and the drain that carries them out, in one process or two (`spec2ship webhook
+serve` runs the drain as a child process, so that its CPU never delays an answer). Several webhook
+replicas each need a spool of their own.
+
+SQLite calls run on two threads the spool owns, each with its connection: one writes (deliveries,
+outcomes), one reads (what is due, figures), so that a delivery being answered never waits behind the
+drain's reading (WAL lets them run at once). The event loop never blocks on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field, ValidationError
@@ -66,7 +73,11 @@ class SpoolError(OSError):
 
 
 class SpoolBusy(SpoolError):
-    """Another process holds this spool; each webhook replica needs a spool of its own."""
+    """Another process holds this role of the spool; each webhook replica needs a spool of its own."""
+
+
+Role = Literal["ingress", "drain"]
+BOTH: tuple[Role, ...] = ("ingress", "drain")
 
 
 class Entry(BaseModel):
@@ -92,6 +103,7 @@ class Pending(BaseModel):
 class Unreadable(BaseModel):
     """A spooled row whose job this version cannot read (written by another version); never retried."""
 
+    seq: int
     key: str
     error: str
 
@@ -223,15 +235,17 @@ def _finish(connection: sqlite3.Connection, result: Done | Retry, now: float) ->
             "WHERE key = ? AND state = 'pending'", (now, result.next_at, result.error[:ERROR_LIMIT], result.key))
 
 
-def _due(connection: sqlite3.Connection, now: float, limit: int) -> list[Pending | Unreadable]:
+def _due(connection: sqlite3.Connection, now: float, limit: int, skip: Collection[int]) -> list[Pending | Unreadable]:
     found: list[Pending | Unreadable] = []
+    skipped = f" AND d.seq NOT IN ({', '.join('?' * len(skip))})" if skip else ""
     for seq, key, event, job, attempts, received_at in connection.execute(
-        f"SELECT d.seq, d.key, d.event, d.job, d.attempts, d.received_at {_DUE} ORDER BY d.seq LIMIT ?", (now, limit),
+        f"SELECT d.seq, d.key, d.event, d.job, d.attempts, d.received_at {_DUE}{skipped} ORDER BY d.seq LIMIT ?",
+        (now, *skip, limit),
     ):
         try:
             spooled = SpooledJob.model_validate_json(job)
         except ValidationError as error:
-            found.append(Unreadable(key=key, error=f"this version cannot read the spooled job: {error}"))
+            found.append(Unreadable(seq=seq, key=key, error=f"this version cannot read the spooled job: {error}"))
             continue
         found.append(Pending(seq=seq, key=key, event=event, job=spooled.job, attempts=attempts,
                              received_at=received_at))
@@ -245,15 +259,34 @@ def _prune(connection: sqlite3.Connection, before: float) -> int:
 # --- the spool a webhook process owns ----------------------------------------------------------------
 
 
+class _Connection:
+    """A SQLite connection and the one thread that uses it."""
+
+    def __init__(self, path: Path, name: str, *, create: bool) -> None:
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"spool-{name}")
+        try:
+            self.connection = self.thread.submit(connect, path, create=create).result()
+        except BaseException:
+            self.thread.shutdown()
+            raise
+
+    async def run(self, call: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.thread, call, self.connection)
+
+    def close(self) -> None:
+        self.thread.submit(self.connection.close).result()
+        self.thread.shutdown()
+
+
 class Spool:
     """The spool of one webhook process. `open` takes its lock; `close` gives it back."""
 
-    def __init__(self, path: Path, lock: FileLock, thread: ThreadPoolExecutor, connection: sqlite3.Connection,
+    def __init__(self, path: Path, locks: list[FileLock], writer: _Connection, reader: _Connection,
                  clock: Callable[[], float] = time.time) -> None:
         self.path = path
-        self._lock = lock
-        self._thread = thread
-        self._connection = connection
+        self._locks = locks
+        self._writer = writer
+        self._reader = reader
         self._clock = clock
         self._writes: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._committing = False
@@ -261,39 +294,50 @@ class Spool:
         self.last_write_error: str | None = None
 
     @classmethod
-    def open(cls, path: Path, clock: Callable[[], float] = time.time) -> Spool:
-        """Raises `SpoolBusy` when another process holds `path`, `SpoolError` when it cannot be opened."""
+    def open(cls, path: Path, roles: tuple[Role, ...] = BOTH, clock: Callable[[], float] = time.time) -> Spool:
+        """The spool at `path`, for `roles`. Raises `SpoolBusy` when another process holds one of them,
+        `SpoolError` when it cannot be opened."""
         path = path.resolve()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise SpoolError(f"cannot create the spool's folder {path.parent}: {error}") from None
-        lock = FileLock(f"{path}.lock", thread_local=False)  # taken where the app is made, released by its loop
+        locks: list[FileLock] = []
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            raise SpoolBusy(f"the spool {path} is in use by another webhook process; give each replica its own "
-                            "(SPEC2SHIP_WEBHOOK_SPOOL)") from None
-        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool")
-        try:
-            connection = thread.submit(connect, path, create=True).result()
+            for role in roles:
+                lock = FileLock(f"{path}.{role}.lock", thread_local=False)  # released by another thread
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    raise SpoolBusy(f"the spool {path} is in use by another webhook process ({role}); give each "
+                                    "replica its own (SPEC2SHIP_WEBHOOK_SPOOL)") from None
+                locks.append(lock)
+            writer = _Connection(path, "writer", create=True)
         except BaseException:
-            thread.shutdown()
-            lock.release()
+            for held in locks:
+                held.release()
             raise
-        return cls(path, lock, thread, connection, clock)
+        try:
+            reader = _Connection(path, "reader", create=False)
+        except BaseException:
+            writer.close()
+            for held in locks:
+                held.release()
+            raise
+        return cls(path, locks, writer, reader, clock)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._thread.submit(self._connection.close).result()
-        self._thread.shutdown()
-        self._lock.release()
+        self._reader.close()
+        self._writer.close()
+        for lock in self._locks:
+            lock.release()
 
     async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, query, self._connection)
+            return await self._reader.run(query)
         except sqlite3.Error as error:
             raise SpoolError(f"cannot read the spool {self.path}: {error}") from None
 
@@ -310,15 +354,17 @@ class Spool:
 
     async def _commit_all(self) -> None:
         """Commits what is waiting, one transaction at a time, until nothing waits."""
-        loop = asyncio.get_running_loop()
         try:
             while self._writes:
                 batch, self._writes = self._writes, []
                 try:
-                    results = await loop.run_in_executor(self._thread, self._transaction, [c for c, _ in batch])
-                except (sqlite3.Error, OSError) as error:
+                    results = await self._writer.run(
+                        functools.partial(self._transaction, changes=[change for change, _ in batch]))
+                except Exception as error:  # every waiting writer hears of it; none may wait forever
                     self.last_write_error = str(error)
-                    failure = SpoolError(f"cannot write the spool {self.path}: {error}")
+                    failure: Exception = error
+                    if isinstance(error, sqlite3.Error | OSError):
+                        failure = SpoolError(f"cannot write the spool {self.path}: {error}")
                     for _, done in batch:
                         if not done.done():
                             done.set_exception(failure)
@@ -330,8 +376,9 @@ class Spool:
         finally:
             self._committing = False
 
-    def _transaction(self, changes: Iterable[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
-        connection = self._connection
+    @staticmethod
+    def _transaction(connection: sqlite3.Connection, changes: Iterable[Callable[[sqlite3.Connection], Any]]
+                     ) -> list[Any]:
         connection.execute("BEGIN IMMEDIATE")
         try:
             results = [change(connection) for change in changes]
@@ -350,11 +397,12 @@ class Spool:
         now = self._clock()
         await self._write(lambda connection: _finish(connection, result, now))
 
-    async def due(self, limit: int) -> list[Pending | Unreadable]:
+    async def due(self, limit: int, skip: Collection[int] = ()) -> list[Pending | Unreadable]:
         """The oldest pending deliveries whose next attempt is due, in the order they arrived; at most one per
-        run (the first of its queue), so that one run's deliveries are carried out in order."""
+        run (the first of its queue), so that one run's deliveries are carried out in order. `skip`: the
+        `seq` of deliveries in progress (still pending; the ones behind them in their run's queue wait)."""
         now = self._clock()
-        return await self._read(lambda connection: _due(connection, now, limit))
+        return await self._read(lambda connection: _due(connection, now, limit, skip))
 
     async def prune(self, keep_s: float) -> int:
         """Forget finished deliveries older than `keep_s` (their ids no longer answer a redelivery)."""
@@ -367,6 +415,12 @@ class Spool:
 
     async def row(self, key: str) -> Row | None:
         return await self._read(lambda connection: row(connection, key))
+
+    async def data_version(self) -> int:
+        """Changes whenever another connection (the other role's process, or this one's writer) commits:
+        how a drain in its own process learns, cheaply, that a delivery arrived."""
+        version: int = await self._read(lambda connection: connection.execute("PRAGMA data_version").fetchone()[0])
+        return version
 
     async def count_due(self) -> int:
         """How many `due` would offer now (without a limit)."""
