@@ -11,8 +11,10 @@ is measured, so a run counts once its SpecToShip workflow exists.
 Figures per offered rate: `p50_ms` and `p99_ms` (client side, from sending a delivery to its answer;
 a delivery that got no answer within GitHub's 10 seconds counts as 10 s), answers by status, `lost`
 (labelled issues with no SpecToShip workflow once the system has settled: polled for a grace period
-after the last answer) and `duplicates` (issues with more than one run); `lost` at the top is the sum
-over rates. Floor: 0 lost, 0 duplicates.
+after the last answer), `lost_acknowledged` (those of them whose delivery was answered 202: what ingress
+promised and did not keep), `duplicates` (issues with more than one run), and `cpu_ms_per_delivery` (CPU
+the generator, the webhook server, its drain and the Temporal dev server spent per delivery while the rate
+ran and settled); `lost` at the top is the sum over rates. Floor: 0 lost, 0 duplicates.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from temporalio.client import Client
 
 from bench import system
@@ -109,8 +112,9 @@ async def offer(senders: Senders, url: str, github: system.GitHubDouble, repo: s
     return list(await asyncio.gather(*tasks)), issues, sent_for
 
 
-async def settle(client: Client, repo: str, issues: Sequence[int], grace_s: float) -> tuple[int, int, float]:
-    """Poll until every issue has its run or the grace period ends; (lost, duplicates, seconds waited)."""
+async def settle(client: Client, repo: str, issues: Sequence[int], grace_s: float) -> tuple[list[str], int, float]:
+    """Poll until every issue has its run or the grace period ends; (the lost runs' workflow ids, duplicates,
+    seconds waited)."""
     expected = {system.issue_workflow_id(repo, issue) for issue in issues}
     started = time.monotonic()
     while True:
@@ -129,7 +133,37 @@ async def settle(client: Client, repo: str, issues: Sequence[int], grace_s: floa
     found = await asyncio.gather(*(exists(wid) for wid in missing))  # the listing may lag; describe is exact
     confirmed = [wid for wid, there in zip(missing, found, strict=True) if not there]
     duplicates = sum(1 for wid, n in counts.items() if wid in expected and n > 1)
-    return len(confirmed), duplicates, waited
+    return confirmed, duplicates, waited
+
+
+class CpuMeter:
+    """CPU seconds spent by each party while one rate runs: the generator (this process), the webhook server,
+    its drain (the server's child processes) and the Temporal dev server. Per delivery, these say where the
+    machine's two cores went, which latency alone cannot: on a saturated machine every figure is queueing."""
+
+    def __init__(self, webhook_pid: int) -> None:
+        self._me = psutil.Process()
+        self._webhook = psutil.Process(webhook_pid)
+
+    def _parties(self) -> dict[str, list[psutil.Process]]:
+        children = [p for p in self._me.children() if p.pid != self._webhook.pid]
+        return {
+            "generator": [self._me],
+            "webhook_server": [self._webhook],
+            "drain": self._webhook.children(recursive=True),
+            "temporal": [p for p in children if "temporal" in p.name()],
+        }
+
+    def sample(self) -> dict[str, float]:
+        spent: dict[str, float] = {}
+        for party, processes in self._parties().items():
+            total = 0.0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
+            spent[party] = total
+        return spent
 
 
 async def wait_quiet(base: str, limit_s: float = 30.0) -> None:
@@ -161,10 +195,13 @@ async def wait_ready(base: str, process: Any, log: Path) -> None:
 
 
 async def one_rate(senders: Senders, url: str, client: Client, github: system.GitHubDouble, repo: str, rate: int,
-                   seconds: float, grace_s: float) -> dict[str, Any]:
+                   seconds: float, grace_s: float, cpu: CpuMeter) -> dict[str, Any]:
+    before = cpu.sample()
     sent, issues, sent_for = await offer(senders, url, github, repo, rate, seconds)
     lost, duplicates, waited = await settle(client, repo, issues, grace_s)
+    after = cpu.sample()
     latencies = [s.ms if s.status is not None else GITHUB_TIMEOUT_S * 1000 for s in sent]
+    acknowledged = {system.issue_workflow_id(repo, s.issue) for s in sent if s.status == 202}
     return {
         "offered_rate": rate, "deliveries": len(sent), "issues": len(issues),
         "achieved_rate": rounded((len(sent) - 1) / sent_for, 1) if sent_for > 0 else 0.0,
@@ -173,8 +210,11 @@ async def one_rate(senders: Senders, url: str, client: Client, github: system.Gi
         "max_ms": rounded(max(latencies), 1),
         "answers": dict(Counter(str(s.status) if s.status is not None else s.error for s in sent)),
         "not_accepted": sum(1 for s in sent if s.status != 202),
-        "lost": lost, "duplicates": duplicates, "settle_s": rounded(waited, 1),
+        "lost": len(lost), "lost_acknowledged": len(acknowledged.intersection(lost)), "duplicates": duplicates,
+        "settle_s": rounded(waited, 1),
         "send_lag_p99_ms": rounded(percentile([s.lag_ms for s in sent], 99), 1),
+        "cpu_ms_per_delivery": {party: rounded((after[party] - before.get(party, 0.0)) * 1000 / max(len(sent), 1), 2)
+                                for party in after},
     }
 
 
@@ -197,12 +237,14 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
             for rate in rates:
                 await wait_quiet(base)
                 figure = await one_rate(senders, url, env.client, github, f"bench/ingress-{rate}-{tag}", rate,
-                                        seconds, grace_s)
+                                        seconds, grace_s, CpuMeter(process.pid))
                 by_rate[str(rate)] = figure
                 report.line(f"{rate:>4}/s offered ({figure['achieved_rate']}/s sent, {figure['deliveries']} "
                             f"deliveries, {figure['issues']} issues): p50 {figure['p50_ms']} ms, p99 "
-                            f"{figure['p99_ms']} ms; answers {figure['answers']}; lost {figure['lost']}, "
-                            f"duplicates {figure['duplicates']} (settled after {figure['settle_s']}s)")
+                            f"{figure['p99_ms']} ms; answers {figure['answers']}; lost {figure['lost']} "
+                            f"({figure['lost_acknowledged']} of them answered 202), duplicates {figure['duplicates']} "
+                            f"(settled after {figure['settle_s']}s); CPU ms per delivery "
+                            f"{figure['cpu_ms_per_delivery']}")
         finally:
             await senders.close()
             process.terminate()
@@ -212,8 +254,10 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
                 process.kill()
             await env.shutdown()
     total_lost = sum(figure["lost"] for figure in by_rate.values())
-    report.line(f"lost over all rates: {total_lost}")
-    return {"lost": total_lost, "duplicates": sum(f["duplicates"] for f in by_rate.values()),
+    acknowledged_lost = sum(figure["lost_acknowledged"] for figure in by_rate.values())
+    report.line(f"lost over all rates: {total_lost} ({acknowledged_lost} of them answered 202)")
+    return {"lost": total_lost, "lost_acknowledged": acknowledged_lost,
+            "duplicates": sum(f["duplicates"] for f in by_rate.values()),
             "rates": by_rate, "seconds_per_rate": seconds, "grace_s": grace_s, "relabel_share": RELABEL_SHARE}
 
 

@@ -38,6 +38,7 @@ from workers.webhook.spool import Spool, SpoolError
 log = logging.getLogger("spec2ship.webhook")
 
 EXIT_SPOOL = 2
+DRAIN_NICENESS = 10
 PARENT_CHECK_S = 1.0
 
 
@@ -91,7 +92,10 @@ async def _main(watch_parent: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.webhook.drain_process", description=__doc__)
     parser.add_argument("--watch-parent", action="store_true", help="stop when the parent process is gone")
+    parser.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by this much")
     arguments = parser.parse_args(argv)
+    if arguments.nice:
+        os.nice(arguments.nice)
     jsonlog.configure()
     return asyncio.run(_main(arguments.watch_parent))
 
@@ -101,7 +105,9 @@ class DrainSupervisor:
     stopped (SIGTERM, then its grace, then SIGKILL) when the server stops."""
 
     def __init__(self, grace_s: float, command: Sequence[str] | None = None, backoff: Backoff | None = None) -> None:
-        self._command = list(command or [sys.executable, "-m", "workers.webhook.drain_process", "--watch-parent"])
+        # Niced: when CPU is short, answering GitHub goes first; the drain catches up from the spool after.
+        self._command = list(command or [sys.executable, "-m", "workers.webhook.drain_process", "--watch-parent",
+                                         "--nice", str(DRAIN_NICENESS)])
         self._grace_s = grace_s
         self._backoff = backoff or Backoff(first_s=1.0, most_s=30.0)
         self._process: asyncio.subprocess.Process | None = None

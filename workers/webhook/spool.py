@@ -61,6 +61,8 @@ CREATE INDEX IF NOT EXISTS deliveries_finished ON deliveries (finished_at) WHERE
 CREATE INDEX IF NOT EXISTS deliveries_errors ON deliveries (attempted_at) WHERE last_error IS NOT NULL;
 """
 ERROR_LIMIT = 2000  # characters of an error kept per delivery
+BUSY_S = 5.0  # how long a writer waits for the other process's transaction before giving up
+BUSY_POLL_S = 0.0002
 
 # Due, and first in its run's queue: a delivery waits behind an earlier one for the same run (`target`, the
 # workflow id) even when the earlier one waits out a back-off, so one run's deliveries keep their order.
@@ -161,7 +163,7 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     if not create and not path.exists():
         raise SpoolError(f"no spool at {path}")
     try:
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_S)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")
         version = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -313,6 +315,7 @@ class Spool:
                                     "replica its own (SPEC2SHIP_WEBHOOK_SPOOL)") from None
                 locks.append(lock)
             writer = _Connection(path, "writer", create=True)
+            writer.connection.execute("PRAGMA busy_timeout=0")  # `_begin` waits, in finer steps
         except BaseException:
             for held in locks:
                 held.release()
@@ -377,9 +380,23 @@ class Spool:
             self._committing = False
 
     @staticmethod
-    def _transaction(connection: sqlite3.Connection, changes: Iterable[Callable[[sqlite3.Connection], Any]]
+    def _begin(connection: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE, waiting for the other process's transaction in steps of 0.2 ms: SQLite's own busy
+        handler sleeps 1, 2, 5, 10... ms, and an answer would wait for the sleep, not for the other commit."""
+        deadline = time.monotonic() + BUSY_S
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(BUSY_POLL_S)
+
+    @classmethod
+    def _transaction(cls, connection: sqlite3.Connection, changes: Iterable[Callable[[sqlite3.Connection], Any]]
                      ) -> list[Any]:
-        connection.execute("BEGIN IMMEDIATE")
+        cls._begin(connection)
         try:
             results = [change(connection) for change in changes]
         except BaseException:
