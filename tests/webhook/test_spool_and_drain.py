@@ -271,3 +271,30 @@ def test_the_spool_command_without_a_spool_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(webhook_app, ["spool", "--path", str(tmp_path / "none.sqlite3")])
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "no spool at" in result.output
+
+
+async def test_with_the_roles_in_two_processes_only_the_drain_checkpoints_and_only_the_ingress_fsyncs_each_commit(
+    tmp_path: Path,
+) -> None:
+    """The ingress answers GitHub after its commit, so it fsyncs it and never pays for a checkpoint; the
+    drain's outcomes may be lost to a power cut (the delivery is carried out again, safely), so it does not
+    fsync each one, and it checkpoints the shared WAL (someone must, or the file grows without end)."""
+    ingress = Spool.open(tmp_path / "spool.sqlite3", roles=("ingress",))
+    drain = Spool.open(tmp_path / "spool.sqlite3", roles=("drain",))
+    together = Spool.open(tmp_path / "other.sqlite3")
+    try:
+        def pragmas(spool: Spool) -> tuple[int, int]:
+            connection = spool._writer.connection
+            return (connection.execute("PRAGMA synchronous").fetchone()[0],
+                    connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+        full, normal = 2, 1
+        assert pragmas(ingress) == (full, 0)
+        assert pragmas(drain) == (normal, 1000)
+        assert pragmas(together) == (full, 1000)
+        assert await ingress.append(Entry(key="d-1", event="issues", job=_reply(1)))
+        [due] = await drain.due(limit=10)
+        assert due.key == "d-1"
+    finally:
+        for spool in (ingress, drain, together):
+            spool.close()

@@ -261,6 +261,22 @@ def _prune(connection: sqlite3.Connection, before: float) -> int:
 # --- the spool a webhook process owns ----------------------------------------------------------------
 
 
+def _writer_pragmas(roles: tuple[Role, ...]) -> list[str]:
+    """How each role's writes reach the disk when the roles are in two processes.
+
+    The ingress must fsync before it answers (`synchronous=FULL`) and should never pay for a checkpoint
+    while GitHub waits, so it leaves checkpoints to the drain. The drain's writes are outcomes: one lost
+    to a power cut only means the delivery is carried out again, which is safe (every job is idempotent),
+    so it does not fsync each one (`NORMAL`: the WAL reaches the disk at the ingress's next commit or at a
+    checkpoint). Together in one process, one writer does both, as safely as the ingress needs.
+    """
+    if roles == ("ingress",):
+        return ["PRAGMA wal_autocheckpoint=0"]
+    if roles == ("drain",):
+        return ["PRAGMA synchronous=NORMAL"]
+    return []
+
+
 class _Connection:
     """A SQLite connection and the one thread that uses it."""
 
@@ -316,6 +332,8 @@ class Spool:
                 locks.append(lock)
             writer = _Connection(path, "writer", create=True)
             writer.connection.execute("PRAGMA busy_timeout=0")  # `_begin` waits, in finer steps
+            for pragma in _writer_pragmas(roles):
+                writer.connection.execute(pragma)
         except BaseException:
             for held in locks:
                 held.release()
