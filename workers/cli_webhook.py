@@ -17,12 +17,13 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from activities.forge.github_auth import GitHubAuthError
 from workers.temporal_client import connect
 from workers.webhook import drain_process, jsonlog
 from workers.webhook.app import create_app
-from workers.webhook.settings import WebhookSettings, spool_path_from_env
+from workers.webhook.settings import WebhookSettings, settings_problem, spool_path_from_env
 from workers.webhook.spool import Row, SpoolError, SpoolReader, Stats
 
 __all__ = ["webhook_app"]
@@ -65,6 +66,9 @@ def serve(
         app = create_app(settings, connect, drain_mode=drain.value)
     except (GitHubAuthError, SpoolError) as error:
         typer.echo(f"spec2ship webhook: {error}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except ValidationError as error:
+        typer.echo(f"spec2ship webhook: bad setting: {settings_problem(error)}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
     log_config = jsonlog.configure()
     # uvicorn handles SIGTERM itself: it stops accepting, lets requests in flight finish, shuts the app down

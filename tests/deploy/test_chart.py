@@ -303,6 +303,8 @@ def test_each_webhook_replica_keeps_its_spool_on_a_volume_claim_of_its_own() -> 
                              "resources": {"requests": {"storage": "2Gi"}}}
     assert mount["name"] not in {v["name"] for v in webhook["spec"]["template"]["spec"]["volumes"]}
     assert not mount.get("readOnly") and path.endswith(".sqlite3")
+    env = {e["name"]: e.get("value") for e in webhook["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SPEC2SHIP_WEBHOOK_DRAIN_CONCURRENCY"] == "4"
 
 
 def test_without_persistence_the_spool_is_an_empty_dir() -> None:
@@ -357,6 +359,7 @@ def test_rbac_grants_only_what_previews_need(rendered: tuple[Path, list[dict[str
     ({"temporal": {"address": "https://temporal:7233"}}, "/temporal/address"),
     ({"setup": {"factory": {"repos": ["not-a-repo"]}}}, "/setup/factory/repos/0"),
     ({"setup": {"factory": {"repos": ["octo/.."]}}}, "/setup/factory/repos/0"),
+    ({"webhook": {"drainConcurrency": 0}}, "/webhook/drainConcurrency"),
     ({"webhook": {"spool": {"persistence": {"enabled": True, "size": "lots", "storageClassName": "",
                                             "accessModes": ["ReadWriteOnce"]}}}}, "/webhook/spool/persistence/size"),
     ({"previews": {"kubernetes": {"gitops": "fluxcd"}}}, "/previews/kubernetes/gitops"),

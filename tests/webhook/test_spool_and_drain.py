@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 from webhook_doubles import FakeRuns, MakeWebhook, Webhook, comment_payload, issue_payload
 
@@ -19,6 +20,7 @@ from contracts.forge import ForgeKind, RepoRef
 from contracts.runs import SpecToShipInput
 from workers.cli_webhook import webhook_app
 from workers.webhook.jobs import Disposition, Outcome, PostReply, Reply
+from workers.webhook.settings import DrainSettings, settings_problem
 from workers.webhook.spool import Done, Entry, Retry, Spool, SpoolBusy, SpoolReader
 
 RUN_7 = "spec2ship/octo/shop/issues/7"
@@ -298,3 +300,13 @@ async def test_with_the_roles_in_two_processes_only_the_drain_checkpoints_and_on
     finally:
         for spool in (ingress, drain, together):
             spool.close()
+
+
+def test_the_drain_settings_come_from_the_environment_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    env = {"SPEC2SHIP_WEBHOOK_SPOOL": str(tmp_path / "s.sqlite3"), "SPEC2SHIP_WEBHOOK_DRAIN_CONCURRENCY": "12"}
+    settings = DrainSettings.drain_from_env(env)
+    assert (settings.spool_path, settings.drain_concurrency) == (tmp_path / "s.sqlite3", 12)
+    assert DrainSettings.drain_from_env({}).drain_concurrency == 4
+    with pytest.raises(ValidationError) as bad:
+        DrainSettings.drain_from_env({"SPEC2SHIP_WEBHOOK_DRAIN_CONCURRENCY": "0"})
+    assert settings_problem(bad.value).startswith("SPEC2SHIP_WEBHOOK_DRAIN_CONCURRENCY: ")

@@ -25,6 +25,8 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
+from pydantic import ValidationError
+
 from activities.forge.registry import close_forges
 from workers.temporal_client import connect
 from workers.webhook import jsonlog
@@ -32,7 +34,7 @@ from workers.webhook.drain import Backoff, Drain
 from workers.webhook.execute import Executor
 from workers.webhook.forge import ForgeFactory, github_forge
 from workers.webhook.runs import TemporalConnection, TemporalFactory
-from workers.webhook.settings import DrainSettings
+from workers.webhook.settings import DrainSettings, settings_problem
 from workers.webhook.spool import Spool, SpoolError
 
 log = logging.getLogger("spec2ship.webhook")
@@ -82,6 +84,9 @@ async def _main(watch_parent: bool) -> int:
         await run_drain(DrainSettings.drain_from_env(), stop)
     except SpoolError as error:
         log.error("drain not started: %s", error)
+        return EXIT_SPOOL
+    except ValidationError as error:
+        log.error("drain not started: bad setting: %s", settings_problem(error))
         return EXIT_SPOOL
     finally:
         if watcher is not None:
