@@ -385,6 +385,20 @@ def webhook_process(port: int, temporal_address: str, queue: str, github: GitHub
         handle.close()
 
 
+def spool_pending(spool: Path) -> int | None:
+    """Deliveries the webhook answered and has not yet carried out, read from its spool as `spec2ship webhook
+    spool` reads it; None when there is no spool (an ingress that keeps none)."""
+    if not spool.exists():
+        return None
+    from workers.webhook.spool import SpoolError, SpoolReader
+
+    try:
+        with SpoolReader(spool) as reader:
+            return reader.stats().pending
+    except SpoolError:
+        return None
+
+
 async def runs_started(client: Client, repo: str) -> dict[str, int]:
     """How many SpecToShip executions exist per workflow id of `repo`'s issues (visibility listing)."""
     prefix = issue_run_id(repo, 0).removesuffix("0")
