@@ -357,9 +357,10 @@ def free_port() -> int:
 
 
 def webhook_process(port: int, temporal_address: str, queue: str, github: GitHubDouble,
-                    log: Path) -> subprocess.Popen[bytes]:
+                    log: Path, spool: Path) -> subprocess.Popen[bytes]:
     """`spec2ship webhook serve` in a process of its own, as an operator runs it (the load generator
-    must not share an interpreter lock with the server it measures)."""
+    must not share an interpreter lock with the server it measures). Its drain runs in the same process,
+    with its spool (`spool`) in the benchmark's temporary folder."""
     command = [str(Path(sys.executable).parent / "spec2ship"), "webhook", "serve", "--host", "127.0.0.1",
                "--port", str(port)]
     env = {
@@ -371,6 +372,7 @@ def webhook_process(port: int, temporal_address: str, queue: str, github: GitHub
         "SPEC2SHIP_GITHUB_URL": github.api_url,
         "SPEC2SHIP_GITHUB_TOKEN": github.token,
         "SPEC2SHIP_GITHUB_THROTTLE": "false",
+        "SPEC2SHIP_WEBHOOK_SPOOL": str(spool),
     }
     for name in ("TEMPORAL_API_KEY", "TEMPORAL_TLS", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA",
                  "TEMPORAL_NAMESPACE"):
@@ -381,6 +383,20 @@ def webhook_process(port: int, temporal_address: str, queue: str, github: GitHub
                                 start_new_session=True)
     finally:
         handle.close()
+
+
+def spool_pending(spool: Path) -> int | None:
+    """Deliveries the webhook answered and has not yet carried out, read from its spool as `spec2ship webhook
+    spool` reads it; None when there is no spool (an ingress that keeps none)."""
+    if not spool.exists():
+        return None
+    from workers.webhook.spool import SpoolError, SpoolReader
+
+    try:
+        with SpoolReader(spool) as reader:
+            return reader.stats().pending
+    except SpoolError:
+        return None
 
 
 async def runs_started(client: Client, repo: str) -> dict[str, int]:

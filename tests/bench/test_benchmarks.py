@@ -67,11 +67,12 @@ def test_admission() -> None:
 @pytest.mark.slow
 def test_webhook() -> None:
     result = smoke("webhook")
-    assert isinstance(result["lost"], int) and result["lost"] >= 0
     [figures] = result["rates"].values()
     assert number(figures["p50_ms"]) and number(figures["p99_ms"])
-    assert isinstance(figures["lost"], int) and isinstance(figures["duplicates"], int)
     assert figures["deliveries"] >= figures["issues"] > 0
+    # At the smoke rate everything is taken, and every issue gets its run once (`lost` is counted, not assumed).
+    assert figures["answers"] == {"202": figures["deliveries"]}
+    assert (result["lost"], figures["lost"], figures["duplicates"]) == (0, 0, 0)
 
 
 def test_inference() -> None:

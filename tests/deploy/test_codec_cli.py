@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from processes import free_port, spec2ship_binary, start, stop, wait_for_status
+from doubles.processes import free_port, spec2ship_binary, start, stop, wait_for_status
 from temporalio.api.common.v1 import Payload
 
 from workers.codec.encryption import EncryptionCodec

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from processes import free_port, get, start, stop, wait_for_status
+from doubles.processes import free_port, get, start, stop, wait_for_status
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 
@@ -63,9 +63,10 @@ def test_the_dashboard_ships_in_a_config_map_grafana_picks_up() -> None:
     [config_map] = [o for o in on if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard")]
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(config_map["data"]["spec2ship.json"]) == json.loads(DASHBOARD.read_text())
-    workers = [o for o in on if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-worker")]
-    assert workers
-    for worker in workers:
+    served = [o for o in on if o["kind"] in ("Deployment", "StatefulSet")
+              and o["metadata"]["name"].endswith(("-worker", "-webhook"))]
+    assert len(served) == 2
+    for worker in served:
         template = worker["spec"]["template"]
         assert template["metadata"]["annotations"]["prometheus.io/port"] == "9464"
         env = {e["name"]: e.get("value") for e in template["spec"]["containers"][0]["env"]}
@@ -76,7 +77,7 @@ def test_metrics_off_leaves_no_endpoint_no_annotations_and_no_dashboard() -> Non
     off = objects(render(CHART, {**MINIMAL, "metrics": {"enabled": False}}))
     assert not [o for o in off if o["metadata"]["name"].endswith("-dashboard")]
     for obj in off:
-        if obj["kind"] != "Deployment":
+        if obj["kind"] not in ("Deployment", "StatefulSet"):
             continue
         template: dict[str, Any] = obj["spec"]["template"]
         assert "prometheus.io/scrape" not in (template["metadata"].get("annotations") or {})
