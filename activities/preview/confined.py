@@ -25,7 +25,7 @@ from activities.preview.base import PreviewError
 from activities.preview.checks import shell
 from activities.preview.janitor import MARKER
 from activities.workspace import sandbox
-from activities.workspace.sandbox import Confinement, SandboxMounts, SharedFolder, bwrap_argv
+from activities.workspace.sandbox import SandboxMounts, SharedFolder, bwrap_argv
 from activities.workspace.secrets import scan_secrets
 
 HOST = "127.0.0.1"
@@ -41,7 +41,9 @@ PROXY_ENV = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
 class PreviewConfinement(Protocol):
     """What the local backend needs to know about the place its preview runs in."""
 
-    kind: Confinement
+    def prepare(self) -> None:
+        """Called once the head is checked out, before anything of it runs."""
+        ...
 
     def note(self) -> str:
         """One line for the evidence: the confinement, and what it means."""
@@ -69,7 +71,9 @@ class Unconfined:
     """The preview as a plain local process: the worker's user, network and files."""
 
     reason: str
-    kind: Confinement = Confinement.none
+
+    def prepare(self) -> None:
+        return None
 
     def note(self) -> str:
         return (f"preview confinement: none ({self.reason}); the app and the run criteria ran with the worker "
@@ -96,21 +100,17 @@ class Bubblewrapped:
     folder: Path
     hidden_files: list[Path] = field(default_factory=list)
     hidden_dirs: list[Path] = field(default_factory=list)
-    kind: Confinement = Confinement.bubblewrap
 
-    @classmethod
-    def prepare(cls, worktree: Path, folder: Path) -> Bubblewrapped:
+    def prepare(self) -> None:
         """Make the folders and find the secret files of the checked-out head (they are hidden inside)."""
-        made = cls(worktree=worktree, folder=folder)
-        made.tmp.mkdir(parents=True, exist_ok=True)
-        made.sockets.mkdir(parents=True, exist_ok=True)
-        if len(str(made.socket)) > _UNIX_PATH_MAX:
-            raise PreviewError(f"the preview's socket path {made.socket} is longer than a Unix socket allows; "
-                             "point TMPDIR at a shorter folder")
-        secrets = scan_secrets(worktree)
-        made.hidden_files = [worktree / name for name in secrets.files]
-        made.hidden_dirs = [worktree / name for name in secrets.dirs]
-        return made
+        if len(str(self.socket)) > _UNIX_PATH_MAX:
+            raise PreviewError(f"the preview's socket path {self.socket} is longer than a Unix socket allows; "
+                               "point TMPDIR at a shorter folder")
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.sockets.mkdir(parents=True, exist_ok=True)
+        secrets = scan_secrets(self.worktree)
+        self.hidden_files = [self.worktree / name for name in secrets.files]
+        self.hidden_dirs = [self.worktree / name for name in secrets.dirs]
 
     @property
     def tmp(self) -> Path:
@@ -168,6 +168,6 @@ def _bridged(listen: str, dial: str, command: str) -> list[str]:
 def unconfined_reason(requested: str | None) -> str:
     """Why a preview runs unconfined: turned off, or bubblewrap cannot run here."""
     wanted = (requested or sandbox.setting()).lower()
-    if wanted in {"none", "off", "false", "0"}:
+    if wanted in sandbox.OFF_SETTINGS:
         return f"SPEC2SHIP_SANDBOX={wanted}"
     return f"bubblewrap cannot run here: {sandbox.bubblewrap_problem() or 'unknown'}"

@@ -126,8 +126,10 @@ class LocalPreviewBackend:
         # The sandbox's folder holds a Unix socket, whose path must stay short: it lives in the temp folder.
         folder = tempfile.mkdtemp(prefix="spec2ship-preview-") if kind is Confinement.bubblewrap else None
         record = new_record(self.previews_dir, request.preview_id, request.repo_path, sandbox_dir=folder)
-        unconfined = Unconfined(reason=unconfined_reason(self.confinement))
-        session = _Session(record=record, confinement=unconfined)
+        confinement: PreviewConfinement = (
+            Bubblewrapped(worktree=Path(record.worktree), folder=Path(folder)) if folder is not None
+            else Unconfined(reason=unconfined_reason(self.confinement)))
+        session = _Session(record=record, confinement=confinement)
         write_record(self.previews_dir, session.record)  # before the worktree exists, so a crash leaves a trace
         try:
             return await self._run(session, request, heartbeat)
@@ -154,9 +156,7 @@ class LocalPreviewBackend:
         heartbeat(f"preview {request.preview_id}: checking out {request.head_sha[:12]}")
         checkout = asyncio.to_thread(_add_worktree, request.repo_path, str(worktree), request.head_sha)
         await finish_despite_cancel(checkout)  # a half-made worktree would race the teardown
-        if session.record.sandbox_dir is not None:
-            session.confinement = await asyncio.to_thread(
-                Bubblewrapped.prepare, worktree, Path(session.record.sandbox_dir))
+        await asyncio.to_thread(session.confinement.prepare)
         config = request.config
         readiness = _Readiness()
         if config is not None and config.start:
@@ -275,7 +275,7 @@ class LocalPreviewBackend:
         return session.confinement.env(inherited, session.record.preview_id)
 
     async def _teardown(self, session: _Session) -> None:
-        """Stop every process of the preview, remove its worktree, log and record. Never raises:
+        """Stop every process of the preview, remove its worktree, sandbox folder, log and record. Never raises:
         a failure is logged and the record kept, so the janitor retries at the next worker start."""
         try:
             await asyncio.to_thread(self._dispose, session.record)

@@ -71,6 +71,10 @@ _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _NEVER_WHOLE = {"/", "/home", "/root", "/tmp", "/var", "/var/tmp", "/run", "/srv", "/mnt", "/media", "/opt", "/etc"}
 
 
+# SPEC2SHIP_SANDBOX values that turn confinement off.
+OFF_SETTINGS = frozenset({"none", "off", "false", "0"})
+
+
 def setting() -> str:
     """SPEC2SHIP_SANDBOX: `auto` (default), `bubblewrap` (required) or `none`."""
     return os.environ.get("SPEC2SHIP_SANDBOX", "auto").strip().lower() or "auto"
@@ -79,7 +83,7 @@ def setting() -> str:
 def choose(requested: str | None = None) -> Confinement:
     """The confinement commands get on this machine, or SandboxUnavailable when one was required."""
     wanted = (requested or setting()).lower()
-    if wanted in {"none", "off", "false", "0"}:
+    if wanted in OFF_SETTINGS:
         return Confinement.none
     problem = bubblewrap_problem()
     if problem is None:

@@ -203,6 +203,19 @@ async def test_worker_secrets_stay_out_of_the_preview(
         assert "HOME=/tmp" in shown.splitlines()
 
 
+async def test_a_hanging_criterion_and_what_one_leaves_behind_are_stopped(
+    tmp_path: Path, app_repo: AppRepo, mode: str
+) -> None:
+    criteria = [run("hang", "echo started; exec sleep 30", timeout=0.5), run("background", "sleep 30 & echo done")]
+    evidence, beat = await preview(tmp_path, app_repo, app_repo.good, criteria, None, mode)
+
+    hang, background = evidence.results
+    assert hang.status is CheckStatus.failed and hang.summary == "timed out after 0.5s; process group killed"
+    assert hang.evidence == "started\n"
+    assert background.status is CheckStatus.passed and background.evidence == "done\n"
+    assert_torn_down(tmp_path, app_repo, beat)
+
+
 async def test_missing_commit_raises_and_leaves_nothing(
     tmp_path: Path, app_repo: AppRepo, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
