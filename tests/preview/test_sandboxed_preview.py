@@ -197,30 +197,36 @@ def _sleeping(tag: str) -> list[int]:
     return found
 
 
-async def test_required_confinement_that_cannot_run_starts_nothing(
-    tmp_path: Path, app_repo: AppRepo, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def no_bubblewrap(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A worker where bubblewrap cannot run (as in a container without user namespaces)."""
     monkeypatch.setattr(sandbox, "bubblewrap_problem", lambda: "no user namespaces")
-    monkeypatch.setenv("SPEC2SHIP_SANDBOX", "bubblewrap")
-    request = PreviewRequest(preview_id="p1", repo_path=str(app_repo.path), head_sha=app_repo.good, config=None,
-                             criteria=[AcceptanceCriterion(id="x", run="true")])
+    return monkeypatch
+
+
+def without_start(repo: AppRepo, command: str) -> PreviewRequest:
+    criteria = [AcceptanceCriterion(id="c", run=command)]
+    return PreviewRequest(preview_id="p1", repo_path=str(repo.path), head_sha=repo.good, config=None, criteria=criteria)
+
+
+async def test_required_confinement_that_cannot_run_starts_nothing(
+    tmp_path: Path, app_repo: AppRepo, no_bubblewrap: pytest.MonkeyPatch
+) -> None:
+    no_bubblewrap.setenv("SPEC2SHIP_SANDBOX", "bubblewrap")
 
     with pytest.raises(PreviewSandboxError, match="bubblewrap cannot run here: no user namespaces"):
-        await LocalPreviewBackend(tmp_path).run(request, lambda _: None)
+        await LocalPreviewBackend(tmp_path).run(without_start(app_repo, "true"), lambda _: None)
 
     assert not (tmp_path / "previews").exists() or list((tmp_path / "previews").iterdir()) == []
     assert app_repo.worktrees() == [str(app_repo.path)]
 
 
 async def test_without_bubblewrap_auto_runs_unconfined_and_says_why(
-    tmp_path: Path, app_repo: AppRepo, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, app_repo: AppRepo, no_bubblewrap: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sandbox, "bubblewrap_problem", lambda: "no user namespaces")
-    monkeypatch.setenv("SPEC2SHIP_SANDBOX", "auto")
-    request = PreviewRequest(preview_id="p1", repo_path=str(app_repo.path), head_sha=app_repo.good, config=None,
-                             criteria=[AcceptanceCriterion(id="mode", run="cat mode.txt")])
+    no_bubblewrap.setenv("SPEC2SHIP_SANDBOX", "auto")
 
-    evidence = await LocalPreviewBackend(tmp_path).run(request, lambda _: None)
+    evidence = await LocalPreviewBackend(tmp_path).run(without_start(app_repo, "cat mode.txt"), lambda _: None)
 
     assert evidence.results[0].status is CheckStatus.passed
     assert evidence.log_tail.startswith(
