@@ -107,7 +107,7 @@ class LocalPreviewBackend:
         self.poll_interval_s = poll_interval_s
         self.heartbeat_every_s = heartbeat_every_s
         self.inherit_env = frozenset(inherit_env)
-        self.confinement = None if confinement is None else str(confinement)
+        self.sandbox_setting = None if confinement is None else str(confinement)
 
     def reap(self, force: bool = False) -> list[str]:
         """Remove previews whose worker died; `force=True` (at worker start) removes all of them.
@@ -128,7 +128,7 @@ class LocalPreviewBackend:
         record = new_record(self.previews_dir, request.preview_id, request.repo_path, sandbox_dir=folder)
         confinement: PreviewConfinement = (
             Bubblewrapped(worktree=Path(record.worktree), folder=Path(folder)) if folder is not None
-            else Unconfined(reason=unconfined_reason(self.confinement)))
+            else Unconfined(reason=unconfined_reason(self.sandbox_setting)))
         session = _Session(record=record, confinement=confinement)
         write_record(self.previews_dir, session.record)  # before the worktree exists, so a crash leaves a trace
         try:
@@ -138,7 +138,7 @@ class LocalPreviewBackend:
 
     def _kind(self) -> Confinement:
         try:
-            return sandbox.choose(self.confinement)
+            return sandbox.choose(self.sandbox_setting)
         except SandboxUnavailable as error:
             raise PreviewSandboxError(f"no preview was started: {error}") from error
 
