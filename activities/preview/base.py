@@ -13,6 +13,10 @@ from contracts.preview import PreviewRequest
 Heartbeat = Callable[[str], object]
 
 
+class PreviewError(RuntimeError):
+    """The preview could not be set up for reasons outside the change (bad request, git, disk, sandbox)."""
+
+
 class PreviewBackend(Protocol):
     """One backend per kind of environment. `run` must tear down in every case, including
     cancellation; `reap` removes what a crashed predecessor left behind."""
