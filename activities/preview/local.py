@@ -168,8 +168,8 @@ class LocalPreviewBackend:
             ready=readiness.ready,
             ready_after_s=readiness.after_s,
             start_error=readiness.error,
-            log_tail=f"[{session.confinement.note()}]\n"
-            + _read_tail(Path(session.record.log_path), request.output_cap_bytes),
+            log_tail=_read_tail(Path(session.record.log_path), request.output_cap_bytes),
+            confinement=session.confinement.note(),
             results=results,
         )
 

@@ -14,6 +14,7 @@ from activities.preview.base import PreviewBackend
 from activities.preview.local import LocalPreviewBackend, PreviewCheckoutError
 from contracts.evidence import CheckStatus, PreviewEvidence
 from contracts.preview import PreviewRequest
+from rules.report import ReportInput, render_report
 from specs.models import AcceptanceCriterion, HttpCheck, PreviewConfig
 
 START_APP = f"exec {PY} app.py {{port}}"  # exec: the app is our direct child, so its group empties completely
@@ -69,9 +70,11 @@ def assert_torn_down(state: Path, repo: AppRepo, beat: Recorder | None = None) -
 
 
 def assert_confinement(evidence: PreviewEvidence, mode: str, beat: Recorder) -> None:
-    """The evidence's log opens with the confinement the preview ran under; a sandbox had its own folder."""
-    first = evidence.log_tail.splitlines()[0]
-    assert first.startswith(f"[preview confinement: {mode} ("), first
+    """The evidence names the confinement the preview ran under; a sandbox had its own folder."""
+    assert evidence.confinement is not None
+    assert evidence.confinement.startswith(f"preview confinement: {mode} ("), evidence.confinement
+    report = render_report(ReportInput(workflow_id="w", spec_title="t", service="s", team="t", preview=evidence))
+    assert f"- {evidence.confinement}" in report, "the PR's evidence says how the preview was confined"
     assert (beat.sandbox_dir is not None) is (mode == "bubblewrap")
 
 

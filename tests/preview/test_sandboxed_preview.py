@@ -229,7 +229,7 @@ async def test_without_bubblewrap_auto_runs_unconfined_and_says_why(
     evidence = await LocalPreviewBackend(tmp_path).run(without_start(app_repo, "cat mode.txt"), lambda _: None)
 
     assert evidence.results[0].status is CheckStatus.passed
-    assert evidence.log_tail.startswith(
-        "[preview confinement: none (bubblewrap cannot run here: no user namespaces); the app and the run "
-        "criteria ran with the worker user's access to files, processes and the network]\n"
+    assert evidence.confinement == (
+        "preview confinement: none (bubblewrap cannot run here: no user namespaces); the app and the run "
+        "criteria ran with the worker user's access to files, processes and the network"
     )
