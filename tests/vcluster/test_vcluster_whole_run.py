@@ -229,11 +229,12 @@ async def test_vcluster_preview_of_a_killed_worker_is_torn_down_and_the_run_stil
     first, second = worker(), None
     try:
         handle = await start_run(dev_env.client, queue, paths["repo"], _spec(tmp_path), _coder(tmp_path, APP_V2))
-        for _ in range(1200):
+        for _ in range(3000):  # a worker process starting on a busy machine can take a while
             if any(name.startswith("Namespace") for name in kube.preview_objects()):
                 break
             await asyncio.sleep(0.1)
-        assert kube.preview_objects(), f"no preview was created; worker log:\n{log.read_text()[-2000:]}"
+        assert kube.preview_objects(), (f"no preview was created; run at {await handle.query('status')}; "
+                                        f"worker log:\n{log.read_text()[-2000:]}")
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         assert kube.preview_objects(), "the killed worker's preview outlives it until someone reaps it"
