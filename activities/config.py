@@ -6,14 +6,64 @@ import hashlib
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 DEFAULT_TASK_QUEUE = "spec2ship"
+
+
+class ConfigError(ValueError):
+    """An environment variable holds what it cannot: the message names the variable and what to write."""
+
 DEFAULT_GPU_QUEUE = "gpu-inference"
+
+
+class CodecSettings(BaseModel):
+    """Where the payload codec's keys come from; no source set means payloads are not encrypted.
+
+    Exactly one source: `SPEC2SHIP_CODEC_KEYS` (`ID:BASE64,...`), `SPEC2SHIP_CODEC_KEYS_FILE` (a file
+    in that format) or `SPEC2SHIP_CODEC_KEYS_DIR` (a mounted Kubernetes Secret: one file per key id).
+    `SPEC2SHIP_CODEC_KEY_ID` names the key that encrypts; the others only decrypt. Checked and read by
+    `workers.codec.keys.load_keyring`.
+    """
+
+    keys: SecretStr | None = None
+    keys_file: str | None = None
+    keys_dir: str | None = None
+    key_id: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CodecSettings:
+        env = os.environ if env is None else env
+        return cls(keys=_env_secret(env, "SPEC2SHIP_CODEC_KEYS"), keys_file=_env_text(env, "SPEC2SHIP_CODEC_KEYS_FILE"),
+                   keys_dir=_env_text(env, "SPEC2SHIP_CODEC_KEYS_DIR"), key_id=_env_text(env, "SPEC2SHIP_CODEC_KEY_ID"))
+
+
+class CodecServerSettings(BaseModel):
+    """Who may call the codec server: bearer tokens from `SPEC2SHIP_CODEC_SERVER_TOKENS` (comma-separated)
+    or `SPEC2SHIP_CODEC_SERVER_TOKENS_FILE` (one per line, a mounted Secret). Never on the command line,
+    where any local user could read them in the process list."""
+
+    tokens: SecretStr | None = None
+    tokens_file: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CodecServerSettings:
+        env = os.environ if env is None else env
+        return cls(tokens=_env_secret(env, "SPEC2SHIP_CODEC_SERVER_TOKENS"),
+                   tokens_file=_env_text(env, "SPEC2SHIP_CODEC_SERVER_TOKENS_FILE"))
+
+
+def _env_text(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
+
+
+def _env_secret(env: Mapping[str, str], name: str) -> SecretStr | None:
+    value = _env_text(env, name)
+    return SecretStr(value) if value else None
 
 
 class TemporalSettings(BaseModel):
@@ -24,6 +74,7 @@ class TemporalSettings(BaseModel):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_ca_file: str | None = None
+    codec: CodecSettings = Field(default_factory=CodecSettings)
 
     @classmethod
     def from_env(cls) -> TemporalSettings:
@@ -38,6 +89,7 @@ class TemporalSettings(BaseModel):
             tls_cert_file=env.get("TEMPORAL_TLS_CERT") or None,
             tls_key_file=env.get("TEMPORAL_TLS_KEY") or None,
             tls_ca_file=env.get("TEMPORAL_TLS_CA") or None,
+            codec=CodecSettings.from_env(env),
         )
 
 
@@ -104,7 +156,7 @@ def default_team_tokens() -> int | None:
     if raw.lower() in {"none", "unlimited"}:
         return None
     if not raw.isdigit():
-        raise ValueError(f"SPEC2SHIP_DEFAULT_TEAM_TOKENS={raw!r} is not a whole number of tokens or 'none'")
+        raise ConfigError(f"SPEC2SHIP_DEFAULT_TEAM_TOKENS={raw!r} is not a whole number of tokens or 'none'")
     return int(raw)
 
 
@@ -116,9 +168,9 @@ def default_team_usd() -> float | None:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"SPEC2SHIP_DEFAULT_TEAM_USD={raw!r} is not a number of dollars or 'none'") from None
+        raise ConfigError(f"SPEC2SHIP_DEFAULT_TEAM_USD={raw!r} is not a number of dollars or 'none'") from None
     if value < 0:
-        raise ValueError(f"SPEC2SHIP_DEFAULT_TEAM_USD={raw!r} is negative; give 0 or more, or 'none'")
+        raise ConfigError(f"SPEC2SHIP_DEFAULT_TEAM_USD={raw!r} is negative; give 0 or more, or 'none'")
     return value
 
 
@@ -183,6 +235,36 @@ def parse_retention(name: str, raw: str) -> float:
     if text.endswith("d") and text[:-1].isdigit():
         return float(int(text[:-1]) * 86400)
     return parse_duration(name, text)
+# --- worker tuning -------------------------------------------------------------------------------
+
+
+class WorkerTuning(BaseModel):
+    """How much one worker process holds and runs at once. A run parked on a person, a budget or a CI
+    build costs nothing while evicted from the cache (its next task replays it), so the cache bounds memory
+    and the slots bound CPU; see docs/kubernetes.md#scaling."""
+
+    workflow_cache: int = 1000  # workflows kept in memory between tasks (Temporal's max_cached_workflows)
+    workflow_tasks: int = 100  # workflow tasks at once
+    activities: int = 100  # activities at once (commands, previews and model calls among them)
+
+
+_TUNING_ENVS = {"workflow_cache": "SPEC2SHIP_WORKFLOW_CACHE", "workflow_tasks": "SPEC2SHIP_MAX_WORKFLOW_TASKS",
+                "activities": "SPEC2SHIP_MAX_ACTIVITIES"}
+
+
+def worker_tuning(env: Mapping[str, str] | None = None) -> WorkerTuning:
+    """The tuning from SPEC2SHIP_WORKFLOW_CACHE, SPEC2SHIP_MAX_WORKFLOW_TASKS and SPEC2SHIP_MAX_ACTIVITIES."""
+    source = os.environ if env is None else env
+    given: dict[str, int] = {}
+    for field, name in _TUNING_ENVS.items():
+        raw = source.get(name, "").strip().replace("_", "")
+        if not raw:
+            continue
+        if not raw.isdigit() or (int(raw) == 0 and field != "workflow_cache"):
+            least = "0 (no cache)" if field == "workflow_cache" else "1"
+            raise ConfigError(f"{name}={raw!r} is not a whole number of {least} or more")
+        given[field] = int(raw)
+    return WorkerTuning(**given)
 
 
 # --- previews ------------------------------------------------------------------------------------
@@ -198,7 +280,7 @@ def preview_backend() -> str:
     """Which PreviewBackend a worker runs (SPEC2SHIP_PREVIEW_BACKEND): `local` (default) or `vcluster`."""
     value = os.environ.get("SPEC2SHIP_PREVIEW_BACKEND", "").strip().lower() or "local"
     if value not in PREVIEW_BACKENDS:
-        raise ValueError(f"SPEC2SHIP_PREVIEW_BACKEND={value!r} is not a preview backend; use one of local, vcluster")
+        raise ConfigError(f"SPEC2SHIP_PREVIEW_BACKEND={value!r} is not a preview backend; use one of local, vcluster")
     return value
 
 
@@ -206,11 +288,11 @@ def parse_duration(name: str, raw: str) -> float:
     """Seconds in `raw`, written as Go and Flux write durations: 90s, 30m, 4h, 1h30m."""
     match = _DURATION.match(raw.strip())
     if not raw.strip() or match is None:
-        raise ValueError(f"{name}={raw!r} is not a duration; write it like 90s, 30m, 4h or 1h30m")
+        raise ConfigError(f"{name}={raw!r} is not a duration; write it like 90s, 30m, 4h or 1h30m")
     hours, minutes, seconds = (int(match.group(key) or 0) for key in ("h", "m", "s"))
     total = hours * 3600 + minutes * 60 + seconds
     if total <= 0:
-        raise ValueError(f"{name}={raw!r} must be longer than zero")
+        raise ConfigError(f"{name}={raw!r} must be longer than zero")
     return float(total)
 
 
@@ -220,7 +302,7 @@ def _quantities(name: str, raw: str) -> dict[str, str]:
     for item in raw.split(","):
         key, sep, value = item.strip().partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ValueError(
+            raise ConfigError(
                 f"{name}: {item.strip()!r} is not KEY=QUANTITY; write e.g. requests.cpu=2,limits.memory=4Gi"
             )
         pairs[key.strip()] = value.strip()
@@ -279,7 +361,7 @@ class VClusterSettings(BaseModel):
             first = error.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
             variable = next((v for v, (f, _) in _VCLUSTER_ENV.items() if f == field), field)
-            raise ValueError(f"{variable}: {first['msg']}") from None
+            raise ConfigError(f"{variable}: {first['msg']}") from None
 
 
 def _text(_: str, raw: str) -> str:

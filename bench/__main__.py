@@ -11,6 +11,7 @@ BENCHMARKS = {
     "agent-loop": "bench.agent_loop",
     "admission": "bench.admission",
     "webhook": "bench.webhook",
+    "parked": "bench.parked",
     "inference": "bench.inference",
 }
 

@@ -44,7 +44,6 @@ from webhook.webhook_doubles import VALID_SPEC_BODY, issue_payload  # noqa: E402
 
 from activities.agents.model_activities import ModelActivities  # noqa: E402
 from activities.preview.local import LocalPreviewBackend  # noqa: E402
-from activities.store import open_store  # noqa: E402
 from activities.workspace.activities import WorkspaceActivities  # noqa: E402
 from activities.workspace.dispatch import OUTPUT_CAP  # noqa: E402
 from contracts.agents import AgentChoice, ModelRequest  # noqa: E402
@@ -53,6 +52,7 @@ from contracts.names import AGENT_RUN, SEARCH_ATTRIBUTE_KEYS, SPEC_TO_SHIP, STAT
 from contracts.runs import RunStatus, StageRecord  # noqa: E402
 from contracts.workspace import RunToolInput  # noqa: E402
 from workers.cli_budget import configure_budget  # noqa: E402
+from workers.codec.blobs import worker_store  # noqa: E402
 from workers.runs import start_run  # noqa: E402
 from workers.sample.repo import build_sample, git  # noqa: E402
 from workers.temporal_client import find_binary  # noqa: E402
@@ -210,7 +210,7 @@ class InProcessSteps:
 
     def __init__(self, client: Client, data_dir: Path, workspace: Path, worker_data: Path) -> None:
         self._client = client
-        store = open_store(worker_data)
+        store = worker_store(worker_data)
         self._models = ModelActivities(cpu_queue="bench-in-process", data_dir=data_dir, client=client, store=store)
         self._tools = WorkspaceActivities(data_dir, "bench-in-process", LocalPreviewBackend(data_dir), store)
         self._workspace = str(workspace)
@@ -360,9 +360,10 @@ def free_port() -> int:
 
 
 def webhook_process(port: int, temporal_address: str, queue: str, github: GitHubDouble,
-                    log: Path) -> subprocess.Popen[bytes]:
+                    log: Path, spool: Path) -> subprocess.Popen[bytes]:
     """`spec2ship webhook serve` in a process of its own, as an operator runs it (the load generator
-    must not share an interpreter lock with the server it measures)."""
+    must not share an interpreter lock with the server it measures). Its drain runs in the same process,
+    with its spool (`spool`) in the benchmark's temporary folder."""
     command = [str(Path(sys.executable).parent / "spec2ship"), "webhook", "serve", "--host", "127.0.0.1",
                "--port", str(port)]
     env = {
@@ -374,6 +375,7 @@ def webhook_process(port: int, temporal_address: str, queue: str, github: GitHub
         "SPEC2SHIP_GITHUB_URL": github.api_url,
         "SPEC2SHIP_GITHUB_TOKEN": github.token,
         "SPEC2SHIP_GITHUB_THROTTLE": "false",
+        "SPEC2SHIP_WEBHOOK_SPOOL": str(spool),
     }
     for name in ("TEMPORAL_API_KEY", "TEMPORAL_TLS", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CA",
                  "TEMPORAL_NAMESPACE"):
@@ -384,6 +386,20 @@ def webhook_process(port: int, temporal_address: str, queue: str, github: GitHub
                                 start_new_session=True)
     finally:
         handle.close()
+
+
+def spool_pending(spool: Path) -> int | None:
+    """Deliveries the webhook answered and has not yet carried out, read from its spool as `spec2ship webhook
+    spool` reads it; None when there is no spool (an ingress that keeps none)."""
+    if not spool.exists():
+        return None
+    from workers.webhook.spool import SpoolError, SpoolReader
+
+    try:
+        with SpoolReader(spool) as reader:
+            return reader.stats().pending
+    except SpoolError:
+        return None
 
 
 async def runs_started(client: Client, repo: str) -> dict[str, int]:

@@ -15,6 +15,7 @@ from temporalio import activity
 
 from contracts.agents import AgentPlan, ModelRequest, ModelTurn, PlanAgentsInput
 from contracts.budget import (
+    AdmissionInput,
     ReleaseInput,
     ReleaseOutcome,
     ReserveInput,
@@ -26,6 +27,7 @@ from contracts.evidence import CriterionResult, PreviewEvidence
 from contracts.factory import FactoryReport, ListReadyIssuesInput, ReadyIssues, StartSpecRunsInput
 from contracts.forge import (
     CloseChangeInput,
+    CloseChangeResult,
     LoadedSpec,
     LoadSpecInput,
     MergeInput,
@@ -98,7 +100,8 @@ class ForgeCalls:
         raise _declared()
 
     @activity.defn
-    def close_change(self, request: CloseChangeInput) -> None:
+    def close_change(self, request: CloseChangeInput) -> CloseChangeResult | None:
+        """Histories recorded before it returned a result hold None here."""
         raise _declared()
 
 
@@ -135,6 +138,11 @@ class BudgetCalls:
 
     @activity.defn
     async def extend_budget(self, request: ReserveInput) -> ReserveOutcome:
+        raise _declared()
+
+    @activity.defn
+    async def request_admission(self, request: AdmissionInput) -> None:
+        """Signal the budget (starting it if needed); the answer arrives at the run as a signal."""
         raise _declared()
 
     @activity.defn
@@ -190,6 +198,15 @@ class WorkspaceCalls:
         raise _declared()
 
 
+class PreviewCalls:
+    """Shared CPU queue: the janitor's sweep (previews themselves run in validate_in_preview)."""
+
+    @activity.defn
+    def reap_previews(self) -> list[str]:
+        """Tear down previews past their TTL, found by spec2ship's labels; one line per preview."""
+        raise _declared()
+
+
 class FactoryCalls:
     """Shared CPU queue: the factory schedule's sweep over labelled issues."""
 
@@ -211,7 +228,7 @@ class StoreCalls:
 
 
 CONTRACTS: list[type] = [Planning, ModelCalls, ForgeCalls, GateCalls, LedgerCalls, BudgetCalls, WorkspaceCalls,
-                         FactoryCalls, StoreCalls]
+                         PreviewCalls, FactoryCalls, StoreCalls]
 
 
 def declared_names(contract: type) -> list[str]:

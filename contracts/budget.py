@@ -165,6 +165,32 @@ class ReserveOutcome(BaseModel):
     reason: str = ""
 
 
+class AdmissionRequest(BaseModel):
+    """A run asking its team's budget for a reservation; the answer is signalled back to `reply_to`.
+
+    Signals, unlike Updates, have no cap on how many may be in flight at once, and the budget takes
+    every request that arrived since its last workflow task in one batch: hundreds of runs of one team
+    can ask at the same moment. Each decision is still made one at a time, in the entity.
+    """
+
+    run_id: str = Field(min_length=1)
+    tokens: int = Field(default=0, ge=0)
+    usd: float = Field(default=0.0, ge=0)
+    reply_to: str = Field(min_length=1, description="The workflow id the answer is signalled to.")
+
+
+class AdmissionInput(BaseModel):
+    team: str = Field(min_length=1)
+    request: AdmissionRequest
+
+
+class AdmissionAnswer(BaseModel):
+    run_id: str
+    granted: bool
+    reservation: Reservation | None = None
+    reason: str = ""
+
+
 class ReleaseInput(BaseModel):
     team: str = Field(min_length=1)
     run_id: str = Field(min_length=1)

@@ -87,6 +87,8 @@ class PreviewEvidence(BaseModel):
     ready_after_s: float | None = None
     start_error: str | None = None
     log_tail: str = ""
+    confinement: str | None = Field(default=None, description="How the preview's processes were confined "
+                                                                "(and what that means); None: not recorded.")
     results: list[CriterionResult] = Field(default_factory=list)
     leftovers: list[str] = Field(
         default_factory=list, description="What teardown could not remove (with why); empty when all went."

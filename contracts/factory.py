@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import BaseModel, Field
 
-from pydantic import BaseModel, Field, StringConstraints
+from contracts.github import RepoFullName
 
 DEFAULT_LABEL = "spec2ship"
 DEFAULT_MAX_IN_FLIGHT = 2
 
-# GitHub's owner and repository name characters; keeps visibility queries built from it well formed.
-RepoName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+# GitHub's owner and repository name rules; keeps visibility queries and workflow ids built from it well formed.
+RepoName = RepoFullName
 
 
 class FactoryRunInput(BaseModel):
@@ -25,6 +25,11 @@ class ReadyIssue(BaseModel):
     number: int = Field(gt=0)
     title: str = ""
     installation_id: int | None = Field(default=None, description="The GitHub App installation on the repo.")
+    status_label: str | None = Field(
+        default=None,
+        description="A spec2ship status label on the issue (`spec2ship:rejected`, ...): a run had the issue, "
+        "even when Temporal no longer holds it (past the namespace's retention).",
+    )
 
 
 class RepoProblem(BaseModel):

@@ -63,12 +63,37 @@ class MergeOutcome(StrEnum):
     not_mergeable = "not_mergeable"  # conflicts, protections (GitHub 405)
     head_changed = "head_changed"  # the head moved since it was validated (GitHub 409)
     closed = "closed"
+    # Local forge: the base branch is checked out with uncommitted changes the merge would overwrite.
+    # Nothing moved; once a person commits or stashes them, the same merge can be tried again.
+    checkout_blocked = "checkout_blocked"
+
+
+class BranchCleanup(BaseModel):
+    """What became of a pull request's branch once the PR merged or closed."""
+
+    branch: str
+    deleted: bool
+    note: str = Field(default="", description="What happened, or why the branch stays and what to do about it.")
 
 
 class MergeResult(BaseModel):
+    """One merge attempt. Fields after `message` were added later: their defaults keep results recorded in
+    older histories decodable."""
+
     outcome: MergeOutcome
     merge_sha: str | None = None
     message: str = ""
+    pr: PullRequest | None = Field(
+        default=None, description="The PR as the forge holds it after the attempt: its real state (merged, closed, "
+        "open). None in results recorded before this field existed.")
+    blocking_paths: list[str] = Field(
+        default_factory=list, description="checkout_blocked: the files whose uncommitted changes are in the way.")
+    branch: BranchCleanup | None = Field(
+        default=None, description="The PR branch after a merge, when MergeInput.delete_branch asked to delete it.")
+
+    @property
+    def landed(self) -> bool:
+        return self.outcome in {MergeOutcome.merged, MergeOutcome.already_merged}
 
 
 class CommitStatus(StrEnum):
@@ -78,11 +103,14 @@ class CommitStatus(StrEnum):
     error = "error"
 
 
+# The run's state as a label on the PR and the spec's issue. They are exclusive: setting one removes the others.
 STATUS_LABELS = {
     "running": "spec2ship:running",
     "awaiting_human": "spec2ship:awaiting-human",
     "merged": "spec2ship:merged",
     "rejected": "spec2ship:rejected",
+    "failed": "spec2ship:failed",
+    "cancelled": "spec2ship:cancelled",
 }
 
 
@@ -134,6 +162,9 @@ class MergeInput(BaseModel):
     repo: RepoRef
     pr: PullRequest
     method: Literal["merge", "squash", "rebase"] = "merge"
+    delete_branch: bool = Field(
+        default=False, description="Delete the PR's branch once it merged (the policy's `delete_branches`). False "
+        "for inputs recorded before the field existed, which never asked for it.")
 
 
 class NotifyInput(BaseModel):
@@ -144,11 +175,24 @@ class NotifyInput(BaseModel):
 
 
 class CloseChangeInput(BaseModel):
-    """End a change that will not merge: close its PR (kept for the record) or, when no PR was
-    opened, delete the half-made branch so nothing is left behind."""
+    """End a change that will not merge: close its PR (kept for the record, its commits too) and delete
+    its branch when asked: always when no PR was opened, so nothing half-made is left behind, and after
+    a PR when the policy's `delete_branches` says so."""
 
     repo: RepoRef
     branch: str
     pr: PullRequest | None = None
     note: str
     delete_branch: bool = False
+    label: str | None = Field(
+        default=None, description="The status label the change ends with (e.g. spec2ship:rejected), set on the PR "
+        "and the spec's issue in place of the other status labels; None leaves labels alone.")
+    issue_number: int | None = Field(default=None, description="The spec's issue, labelled with `label` too.")
+
+
+class CloseChangeResult(BaseModel):
+    """What closing left behind: the PR in its real state and what became of its branch. Histories recorded
+    before this result existed hold no value (None) for close_change."""
+
+    pr: PullRequest | None = None
+    branch: BranchCleanup | None = None

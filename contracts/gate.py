@@ -61,6 +61,9 @@ class Policy(BaseModel):
     max_review_rounds: int = Field(default=2, ge=0, le=10)
     merge_method: Literal["merge", "squash", "rebase"] = "merge"
     four_eyes: bool = Field(default=True, description="Whoever asked for a change cannot approve or override it.")
+    delete_branches: bool = Field(
+        default=True, description="Delete a PR's branch once it merged or closed. Never the default branch, nor "
+        "one a person has checked out in the repository's main folder (the run's status says so instead).")
     protected: ProtectedPolicy = Field(default_factory=ProtectedPolicy)
     tests: TestPolicy = Field(default_factory=TestPolicy)
 

@@ -19,6 +19,7 @@ MODEL_EVIDENCE = "ModelEvidence"
 STORE_JANITOR = "StoreJanitor"
 # The Schedule that starts StoreJanitor (created by `spec2ship setup` and `spec2ship up`).
 STORE_JANITOR_SCHEDULE = "spec2ship-store-janitor"
+PREVIEW_JANITOR = "PreviewJanitor"
 
 # Updates (validated, synchronous) and signals (fire-and-forget) share these names.
 APPROVE = "approve"
@@ -60,6 +61,10 @@ RELEASE = "release"  # signal: workflows can signal another workflow, but cannot
 RELEASE_RESERVATION = "release_reservation"  # update: the same, answered
 CONFIGURE = "configure"
 SHOW = "show"
+RELEASE_OF = "release_of"  # query: the outcome of a run's release, once the budget has taken it
+REQUEST_ADMISSION = "request_admission"  # signal: a run asks to be admitted; the answer comes back as ADMISSION
+# SpecToShip's signal carrying its team budget's answer.
+ADMISSION = "admission"
 
 # Custom search attributes (Keyword), registered by `spec2ship up` and the test fixtures.
 SA_STAGE = "Spec2shipStage"

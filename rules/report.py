@@ -91,6 +91,8 @@ def render_report(report: ReportInput) -> str:
     if report.preview:
         ready = f"ready after {report.preview.ready_after_s:.1f}s" if report.preview.ready else "never ready"
         lines.append(f"Preview ({report.preview.backend}): {ready}")
+        if report.preview.confinement:
+            lines.append(f"- {report.preview.confinement}")
         if report.preview.start_error:
             lines.append(f"- start error: {report.preview.start_error}")
         for leftover in report.preview.leftovers:

@@ -24,16 +24,17 @@ from rich.table import Table
 from temporalio.client import Client
 from typer.exceptions import TyperException
 
-from activities.config import TemporalSettings, task_queue
+from activities.config import CodecSettings, ConfigError, TemporalSettings, task_queue
 from activities.config import data_dir as default_data_dir
-from activities.store import StoreError, open_store
+from activities.store import StoreError
 from activities.telemetry.setup import process_telemetry
 from contracts.agents import AgentChoice
-from contracts.names import APPROVE, OVERRIDE, REJECT, REQUEST_CHANGES
+from contracts.names import APPROVE, OVERRIDE, REJECT, REQUEST_CHANGES, STORE_JANITOR_SCHEDULE
 from contracts.runs import HumanAction
 from specs.parser import SpecError
 from workers import temporal_client
 from workers.cli_budget import budget_app
+from workers.cli_codec import codec_app
 from workers.cli_costs import costs
 from workers.cli_ledger import dora, incident, restored, revert, trust
 from workers.cli_options import DataDirOpt, JsonOpt, state_folder
@@ -42,6 +43,8 @@ from workers.cli_schedule import schedule_app
 from workers.cli_setup import setup
 from workers.cli_spec import spec_app
 from workers.cli_webhook import webhook_app
+from workers.codec.blobs import worker_store
+from workers.codec.keys import CodecConfigError, load_keyring
 from workers.gpu_worker import gpu_worker
 from workers.health import DEFAULT_SHUTDOWN_GRACE_S, HealthPortOpt, ShutdownGraceOpt
 from workers.inputs import InputFileError
@@ -65,11 +68,25 @@ app.add_typer(budget_app, name="budget")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(preview_app, name="preview")
+app.add_typer(codec_app, name="codec")
 for command in (costs, trust, dora, incident, revert, restored, setup):
     app.command()(command)
 
 T = TypeVar("T")
 P = ParamSpec("P")
+
+
+@app.callback()
+def _check_codec_keys(ctx: typer.Context) -> None:
+    """A bad payload-encryption key stops every command before it starts, in one line: no worker,
+    webhook or GPU worker runs half-configured. `codec` commands check the keys themselves, so that
+    `codec keygen` still works while the configured ones are broken."""
+    if ctx.invoked_subcommand == "codec":
+        return
+    try:
+        load_keyring(CodecSettings.from_env())
+    except CodecConfigError as error:
+        fail(str(error))
 
 
 def traced(service_name: str, state: Callable[..., Path]) -> Callable[[Callable[P, T]], Callable[P, T]]:
@@ -122,6 +139,8 @@ async def client_or_fail() -> Client:
     settings = TemporalSettings.from_env()
     try:
         return await asyncio.wait_for(connect(settings), timeout=10)
+    except ConfigError:  # our own settings are wrong, not the server's absence
+        raise
     except Exception as error:
         raise RunCommandError(
             f"no Temporal server answers at {settings.address} ({type(error).__name__}): start one with "
@@ -274,8 +293,9 @@ def list_command(as_json: JsonOpt = False, limit: Annotated[int, typer.Option(he
 def up(data_dir: DataDirOpt = None, port: int = 7233, ui_port: int = 8233) -> None:
     """Start the embedded stack: Temporal dev server (with UI), the workers and a GPU-queue worker per
     `hf-local` model of the registry, until Ctrl-C."""
+    from workers.cli_schedule import store_janitor_schedule
+    from workers.cli_setup import ensure_schedule
     from workers.stack import StackError, temporal_server
-    from workers.store_schedule import ensure_store_janitor
     from workers.worker import build_inference_workers, build_workers, run_workers
 
     async def go() -> None:
@@ -290,7 +310,7 @@ def up(data_dir: DataDirOpt = None, port: int = 7233, ui_port: int = 8233) -> No
                 Console().print(f"spec2ship is up: Temporal at {client.service_client.config.target_host}, "
                                 f"UI {where}; workers on queue {task_queue()}; state in {state}. Ctrl-C stops.")
                 workers = build_workers(client, data_dir=state)  # checks the blob store first
-                await ensure_store_janitor(client, task_queue())
+                await ensure_schedule(client, STORE_JANITOR_SCHEDULE, store_janitor_schedule(timedelta(hours=1)))
                 inference, notes = await build_inference_workers(client, data_dir=state)
                 for note in notes:
                     Console().print(note, highlight=False)
@@ -305,8 +325,13 @@ def up(data_dir: DataDirOpt = None, port: int = 7233, ui_port: int = 8233) -> No
 @app.command()
 @traced("spec2ship-worker", _state_of)
 def worker(data_dir: DataDirOpt = None, health_port: HealthPortOpt = None,
-           shutdown_grace: ShutdownGraceOpt = DEFAULT_SHUTDOWN_GRACE_S) -> None:
+           shutdown_grace: ShutdownGraceOpt = DEFAULT_SHUTDOWN_GRACE_S,
+           metrics_port: Annotated[int | None, typer.Option(
+               "--metrics-port", min=1, max=65535,
+               help="Serve Prometheus /metrics here (default: $SPEC2SHIP_METRICS_PORT, else none).")] = None) -> None:
     """Run the CPU worker against TEMPORAL_ADDRESS until Ctrl-C / SIGTERM."""
+    if metrics_port is not None:
+        os.environ[temporal_client.METRICS_PORT_ENV] = str(metrics_port)
     from workers.health import serving_health
     from workers.worker import build_workers, run_workers
 
@@ -315,7 +340,7 @@ def worker(data_dir: DataDirOpt = None, health_port: HealthPortOpt = None,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        store = open_store(state_folder(data_dir))
+        store = worker_store(state_folder(data_dir))
         store.check()  # before Temporal: a store this worker cannot use is said at once, in one line
         client = await client_or_fail()
         Console().print(f"worker polling {task_queue()} at {client.service_client.config.target_host}")
@@ -372,6 +397,9 @@ def run_command(args: list[str] | None = None) -> int:
         else:
             err.print(f"[red]error:[/red] {usage}", highlight=False)
         return int(getattr(usage, "exit_code", 2))
+    except ConfigError as wrong:  # the environment is wrong: its message names the variable
+        err.print(f"[red]error:[/red] {wrong}", highlight=False)
+        return 1
     except ValidationError as invalid:
         first = invalid.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or invalid.title

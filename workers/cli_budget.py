@@ -109,18 +109,29 @@ def _usd(value: float | None) -> str:
     return "no cap" if value is None else f"${value:,.2f}"
 
 
+def _short(tokens: int | None) -> str:
+    """Token counts as people read them in a table: 1.23M, 465k, 980."""
+    if tokens is None:
+        return "no cap"
+    size = abs(tokens)
+    if size >= 1_000_000:
+        return f"{tokens / 1_000_000:.3g}M"
+    if size >= 10_000:
+        return f"{tokens / 1000:.0f}k"
+    return f"{tokens:,}"
+
+
 def _render(views: list[BudgetView], console: Console) -> None:
-    """Readable at 80 columns: limits share a cell with what is left of them."""
-    table = Table(title="Team budgets")
-    for column in ("team", "period ends", "tokens used", "reserved", "left of limit", "USD used of limit", "runs"):
-        table.add_column(column, justify="left" if column in {"team", "period ends"} else "right")
+    """Readable at 80 columns: limits share a cell with what is left of them, the period sits under the team."""
+    table = Table(title="Team budgets (tokens)")
+    for column in ("team", "used", "reserved", "left of limit", "USD used of limit", "runs"):
+        table.add_column(column, justify="left" if column == "team" else "right", no_wrap=True)
     for view in views:
         table.add_row(
-            view.team,
-            f"{view.period.value}, {view.period_end:%m-%d}",
-            f"{view.used.tokens:,}",
-            f"{view.reserved.tokens:,}",
-            f"{_tokens(view.free_tokens)} of {_tokens(view.limits.tokens)}",
+            f"{view.team}\n[dim]{view.period.value} to {view.period_end:%m-%d}[/dim]",
+            _short(view.used.tokens),
+            _short(view.reserved.tokens),
+            f"{_short(view.free_tokens)} of {_short(view.limits.tokens)}",
             f"${view.used.usd:,.2f} of {_usd(view.limits.usd)}",
             str(view.open_reservations),
         )
@@ -133,7 +144,7 @@ def _render(views: list[BudgetView], console: Console) -> None:
             past.add_row(
                 closed.start.strftime("%Y-%m-%d"),
                 closed.end.strftime("%Y-%m-%d"),
-                f"{closed.used.tokens:,} of {_tokens(closed.limits.tokens)}",
+                f"{_short(closed.used.tokens)} of {_short(closed.limits.tokens)}",
                 f"${closed.used.usd:,.2f} of {_usd(closed.limits.usd)}",
             )
         console.print(past)

@@ -32,14 +32,17 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.config import TemporalSettings, task_queue
 from contracts.factory import DEFAULT_LABEL, DEFAULT_MAX_IN_FLIGHT, FactoryRunInput
-from contracts.names import FACTORY_RUN
+from contracts.names import FACTORY_RUN, PREVIEW_JANITOR, STORE_JANITOR, STORE_JANITOR_SCHEDULE
+from contracts.store import SweepStoreInput
 from workers.temporal_client import connect
 
-__all__ = ["FactorySettingsError", "factory_request", "factory_schedule", "parse_interval", "schedule_app"]
+__all__ = ["FactorySettingsError", "factory_request", "factory_schedule", "janitor_schedule", "parse_interval",
+           "schedule_app"]
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 DEFAULT_SCHEDULE_ID = "spec2ship-factory"
+JANITOR_SCHEDULE_ID = "spec2ship-preview-janitor"
 
 _UNITS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _INTERVAL = re.compile(r"(?:\d+[dhms])+")
@@ -107,6 +110,36 @@ def factory_schedule(request: FactoryRunInput, interval: timedelta, schedule_id:
     )
 
 
+def janitor_schedule(interval: timedelta, schedule_id: str, queue: str | None = None) -> Schedule:
+    """A PreviewJanitor sweep every `interval`: previews past their TTL are torn down, found by label."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(PREVIEW_JANITOR, id=f"{schedule_id}-run", task_queue=queue or task_queue()),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note="preview janitor: removes previews past their TTL"),
+    )
+
+
+def store_janitor_schedule(interval: timedelta, queue: str | None = None) -> Schedule:
+    """A StoreJanitor pass every `interval`: blobs of agent runs finished longer ago than the workers'
+    SPEC2SHIP_STORE_RETENTION are removed."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(STORE_JANITOR, SweepStoreInput(), id=f"{STORE_JANITOR_SCHEDULE}-run",
+                                           task_queue=queue or task_queue()),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        state=ScheduleState(note="store janitor: removes blobs of agent runs past SPEC2SHIP_STORE_RETENTION"),
+    )
+
+
+async def create_schedule(client: Client, schedule_id: str, schedule: Schedule) -> None:
+    try:
+        await client.create_schedule(schedule_id, schedule)
+    except ScheduleAlreadyRunningError:
+        raise _fail(f"schedule {schedule_id} already exists: delete it first, or pick another --id",
+                    EXIT_REFUSED) from None
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"spec2ship schedule: {message}", err=True)
     return typer.Exit(code)
@@ -150,18 +183,25 @@ def create_factory(
     except FactorySettingsError as error:
         raise _fail(str(error), EXIT_USAGE) from None
     schedule = factory_schedule(request, interval, schedule_id)
-    repos = request.repos
+    _run(lambda client: create_schedule(client, schedule_id, schedule))
+    typer.echo(f"created schedule {schedule_id}: FactoryRun every {format_interval(interval)} for "
+               f"{', '.join(request.repos)}")
 
-    async def create(client: Client) -> None:
-        try:
-            await client.create_schedule(schedule_id, schedule)
-        except ScheduleAlreadyRunningError:
-            raise _fail(
-                f"schedule {schedule_id} already exists: delete it first, or pick another --id", EXIT_REFUSED
-            ) from None
 
-    _run(create)
-    typer.echo(f"created schedule {schedule_id}: FactoryRun every {format_interval(interval)} for {', '.join(repos)}")
+@create_app.command("janitor")
+def create_janitor(
+    every: Annotated[str, typer.Option("--every", help="Interval, e.g. 15m, 1h.")] = "15m",
+    schedule_id: Annotated[str, typer.Option("--id", help="Schedule id.")] = JANITOR_SCHEDULE_ID,
+    queue: Annotated[str | None, typer.Option("--task-queue", help="Task queue (default: the worker's).")] = None,
+) -> None:
+    """Sweep for previews past their TTL every --every (vCluster previews are found by spec2ship's labels)."""
+    try:
+        interval = parse_interval(every)
+    except IntervalError as error:
+        raise _fail(str(error), EXIT_USAGE) from None
+    schedule = janitor_schedule(interval, schedule_id, queue)
+    _run(lambda client: create_schedule(client, schedule_id, schedule))
+    typer.echo(f"created schedule {schedule_id}: PreviewJanitor every {format_interval(interval)}")
 
 
 def _row(entry: ScheduleListDescription) -> str:

@@ -20,22 +20,24 @@ from typing import Annotated
 import typer
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-from temporalio.client import Client, ScheduleAlreadyRunningError, ScheduleUpdate, ScheduleUpdateInput
+from temporalio.client import Client, Schedule, ScheduleAlreadyRunningError, ScheduleUpdate, ScheduleUpdateInput
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.config import TemporalSettings, task_queue
+from activities.config import TemporalSettings
 from contracts.factory import DEFAULT_LABEL, DEFAULT_MAX_IN_FLIGHT, FactoryRunInput
-from contracts.names import SEARCH_ATTRIBUTES
+from contracts.names import SEARCH_ATTRIBUTES, STORE_JANITOR_SCHEDULE
 from workers.cli_schedule import (
     DEFAULT_SCHEDULE_ID,
+    JANITOR_SCHEDULE_ID,
     FactorySettingsError,
     IntervalError,
     factory_request,
     factory_schedule,
     format_interval,
+    janitor_schedule,
     parse_interval,
+    store_janitor_schedule,
 )
-from workers.store_schedule import ensure_store_janitor
 from workers.temporal_client import connect
 
 __all__ = ["SetupError", "setup"]
@@ -86,10 +88,8 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     return missing
 
 
-async def ensure_factory_schedule(client: Client, schedule_id: str, request: FactoryRunInput,
-                                  interval: timedelta) -> str:
-    """Create the factory schedule, or update the existing one to these settings; say which."""
-    schedule = factory_schedule(request, interval, schedule_id)
+async def ensure_schedule(client: Client, schedule_id: str, schedule: Schedule) -> str:
+    """Create the schedule, or update the existing one to these settings; say which."""
     try:
         await client.create_schedule(schedule_id, schedule)
         return "created"
@@ -99,6 +99,15 @@ async def ensure_factory_schedule(client: Client, schedule_id: str, request: Fac
 
         await client.get_schedule_handle(schedule_id).update(replace)
         return "updated"
+
+
+def _interval(text: str) -> timedelta:
+    """An interval option's value, or a usage error in one line."""
+    try:
+        return parse_interval(text)
+    except IntervalError as error:
+        typer.echo(f"spec2ship setup: {error}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 def setup(
@@ -114,6 +123,8 @@ def setup(
     factory_max_in_flight: Annotated[int, typer.Option(
         "--factory-max-in-flight", help="Open runs allowed per repository.")] = DEFAULT_MAX_IN_FLIGHT,
     factory_id: Annotated[str, typer.Option("--factory-id", help="Schedule id.")] = DEFAULT_SCHEDULE_ID,
+    janitor_every: Annotated[str | None, typer.Option(
+        "--janitor-every", help="Preview janitor interval, e.g. 15m. None: no janitor schedule is touched.")] = None,
     wait_for_temporal: Annotated[float, typer.Option(
         "--wait-for-temporal", min=0, help="Seconds to keep trying to reach Temporal.")] = 120.0,
     store_janitor: Annotated[bool, typer.Option(
@@ -122,17 +133,18 @@ def setup(
     store_janitor_every: Annotated[str, typer.Option(
         "--store-janitor-every", help="How often the store's janitor runs, e.g. 1h.")] = "1h",
 ) -> None:
-    """Get the Temporal namespace ready: search attributes, the store's janitor and the factory schedule
-    (idempotent)."""
+    """Get the Temporal namespace ready: search attributes, the store janitor's schedule, and the factory and
+    preview janitor schedules when asked (idempotent)."""
     schedule_args: tuple[FactoryRunInput, timedelta] | None = None
-    try:
-        janitor_every = parse_interval(store_janitor_every) if store_janitor else None
-        if factory_repo:
+    if factory_repo:
+        try:
             schedule_args = (factory_request(factory_repo, factory_label, factory_max_in_flight, None),
                              parse_interval(factory_every))
-    except (FactorySettingsError, IntervalError) as error:
-        typer.echo(f"spec2ship setup: {error}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        except (FactorySettingsError, IntervalError) as error:
+            typer.echo(f"spec2ship setup: {error}", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
+    janitor = _interval(janitor_every) if janitor_every else None
+    store_every = _interval(store_janitor_every) if store_janitor else None
     settings = TemporalSettings.from_env()
 
     async def go() -> list[str]:
@@ -141,14 +153,17 @@ def setup(
         if search_attributes:
             added = await ensure_search_attributes(client)
             done.append(f"search attributes: added {', '.join(added)}" if added else "search attributes: all present")
-        if janitor_every is not None:
-            how = await ensure_store_janitor(client, task_queue(), janitor_every)
-            done.append(f"store janitor schedule {how}: StoreJanitor every {format_interval(janitor_every)}")
+        if store_every is not None:
+            how = await ensure_schedule(client, STORE_JANITOR_SCHEDULE, store_janitor_schedule(store_every))
+            done.append(f"store janitor schedule {how}: StoreJanitor every {format_interval(store_every)}")
         if schedule_args is not None:
             request, interval = schedule_args
-            how = await ensure_factory_schedule(client, factory_id, request, interval)
+            how = await ensure_schedule(client, factory_id, factory_schedule(request, interval, factory_id))
             done.append(f"schedule {factory_id} {how}: FactoryRun every {format_interval(interval)} for "
                         f"{', '.join(request.repos)}")
+        if janitor is not None:
+            how = await ensure_schedule(client, JANITOR_SCHEDULE_ID, janitor_schedule(janitor, JANITOR_SCHEDULE_ID))
+            done.append(f"schedule {JANITOR_SCHEDULE_ID} {how}: PreviewJanitor every {format_interval(janitor)}")
         return done
 
     try:

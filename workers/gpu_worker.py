@@ -45,10 +45,11 @@ from activities.agents.observed import observed_complete
 from activities.agents.registry import ConfigError, Price, ProviderKind, UnknownModelError, load_registry
 from activities.config import DEFAULT_GPU_QUEUE
 from activities.config import data_dir as default_data_dir
-from activities.store import BlobStore, StoreError, open_store, store_failure
+from activities.store import BlobStore, StoreError, store_failure
 from activities.store.conversation import converse
 from contracts.activities import ModelCalls
 from contracts.agents import ModelRequest, ModelTurn
+from workers.codec.blobs import worker_store
 from workers.health import DEFAULT_SHUTDOWN_GRACE_S, HealthPortOpt, ShutdownGraceOpt, serving_health
 
 log = logging.getLogger("spec2ship.gpu_worker")
@@ -158,7 +159,7 @@ class GPUModelActivities(ModelCalls):
         self._heartbeat_every_s = heartbeat_every_s
         self._data_dir = data_dir
         # The same store as the CPU workers': the agent loop hands this worker a reference to the conversation.
-        self._store = store or open_store(data_dir)
+        self._store = store or worker_store(data_dir)
 
     @activity.defn(name="call_model")
     async def call_model(self, request: ModelRequest) -> ModelTurn:
@@ -258,7 +259,7 @@ async def serve(model: str, queue: str | None, max_concurrent: int | None, max_b
 
     require_gpu_extra()
     resolve_served_model(model)  # a bad --model fails here, before connecting to Temporal
-    open_store().check()  # and so does a blob store this machine cannot reach (conversations live there)
+    worker_store().check()  # and so does a blob store this machine cannot reach (conversations live there)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -27,18 +27,22 @@ from activities.agents.registry import ConfigError, ModelEntry, ModelRegistry, P
 from activities.budget.activities import BudgetActivities
 from activities.config import data_dir as default_data_dir
 from activities.config import task_queue as default_task_queue
-from activities.config import worker_id, workspace_queue
+from activities.config import worker_id, worker_tuning, workspace_queue
 from activities.forge.activities import ForgeActivities
 from activities.forge.registry import close_forges
 from activities.gate.activities import GateActivities
 from activities.ledger.activities import LedgerActivities
-from activities.preview.local import LocalPreviewBackend
-from activities.store import BlobStore, open_store
+from activities.preview.activities import PreviewActivities
+from activities.preview.backends import make_preview_backend
+from activities.preview.base import PreviewBackend
+from activities.store import BlobStore
 from activities.store.activities import StoreActivities
 from activities.workspace.activities import WorkspaceActivities
 from contracts.activities import implementations
+from workers.codec.blobs import worker_store
 from workflows.agent_run import AgentRun
 from workflows.model_evidence import ModelEvidence
+from workflows.preview_janitor import PreviewJanitor
 from workflows.service_ledger import ServiceLedger
 from workflows.spec_to_ship import SpecToShip
 from workflows.store_janitor import StoreJanitor
@@ -46,7 +50,7 @@ from workflows.team_budget import TeamBudget
 
 log = logging.getLogger("spec2ship.worker")
 
-WORKFLOWS: list[type] = [SpecToShip, AgentRun, ServiceLedger, TeamBudget, ModelEvidence, StoreJanitor]
+WORKFLOWS: list[type] = [SpecToShip, AgentRun, ServiceLedger, TeamBudget, ModelEvidence, PreviewJanitor, StoreJanitor]
 
 
 def extra_workflows() -> list[type]:
@@ -78,24 +82,28 @@ def build_workers(
     executor: ThreadPoolExecutor | None = None,
     graceful_shutdown: timedelta = timedelta(),
     store: BlobStore | None = None,
+    preview: PreviewBackend | None = None,
 ) -> list[Worker]:
     """The shared-queue and workspace-queue workers; on shutdown, activities in flight get `graceful_shutdown`
     to finish before they are cancelled (a pod's drain; the chart's terminationGracePeriodSeconds covers it).
 
-    The blob store (default: the configured one) is checked first, so a worker whose store is unreachable or
-    misconfigured stops at start with a StoreError that says which, instead of failing agent runs later."""
+    The blob store (default: the configured one, encrypted when the payload codec is on) is checked first, so
+    a worker whose store is unreachable or misconfigured stops at start with a StoreError that says which,
+    instead of failing agent runs later."""
     data = (data_dir or default_data_dir()).resolve()
     if store is None:
-        store = open_store(data)
+        store = worker_store(data)
     store.check()
     queue = task_queue or default_task_queue()
     ws_queue = workspace_queue(identity or worker_id(data)) if task_queue is None else f"{queue}-workspace-" + (
         identity or worker_id(data))
-    preview = LocalPreviewBackend(data)
+    # The configured backend (local processes, or vCluster previews labelled with this worker's id).
+    preview = preview or make_preview_backend(data, owner=identity or worker_id(data))
     reaped = preview.reap(force=True)
     if reaped:
         log.info("removed %d preview(s) left by an earlier worker: %s", len(reaped), ", ".join(reaped))
-    pool = executor or ThreadPoolExecutor(max_workers=16, thread_name_prefix="spec2ship-activity")
+    tuning = worker_tuning()
+    pool = executor or ThreadPoolExecutor(max_workers=tuning.activities, thread_name_prefix="spec2ship-activity")
     workspace = WorkspaceActivities(data, ws_queue, preview, store)
     models = ModelActivities(cpu_queue=queue, data_dir=data, client=client, store=store)
     forge = ForgeActivities()
@@ -106,12 +114,16 @@ def build_workers(
         activities=[
             workspace.claim_workspace_queue, *implementations(models), *implementations(forge),
             *implementations(GateActivities()), *implementations(LedgerActivities(client, queue)),
-            *implementations(BudgetActivities(client, queue)), *implementations(StoreActivities(store, client)),
+            *implementations(BudgetActivities(client, queue)), *implementations(PreviewActivities(preview)),
+            *implementations(StoreActivities(store, client)),
             *extra_activities(client, queue),
         ],
         activity_executor=pool,
         interceptors=list(interceptors),
         graceful_shutdown_timeout=graceful_shutdown,
+        max_cached_workflows=tuning.workflow_cache,
+        max_concurrent_workflow_tasks=tuning.workflow_tasks,
+        max_concurrent_activities=tuning.activities,
     )
     own = Worker(
         client,
@@ -121,6 +133,7 @@ def build_workers(
         activity_executor=pool,
         interceptors=list(interceptors),
         graceful_shutdown_timeout=graceful_shutdown,
+        max_concurrent_activities=tuning.activities,
     )
     return [shared, own]
 

@@ -46,9 +46,14 @@ REMOVE_WORKSPACE: ActivityOptions = {
 # Entity workflows (ledger, budget): quick Temporal calls, retried while the entity starts or moves on.
 LEDGER_CALL: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30),
                                 "retry_policy": RetryPolicy(maximum_attempts=10)}
+# The team budget's answer to an admission request: seconds normally; past this the run fails, and its
+# cleanup releases whatever a late answer may have granted.
+ADMISSION_WAIT = timedelta(minutes=30)
 # Pure decisions (model plan, gate): seconds of CPU at most.
 GATE_CALL: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30),
                               "retry_policy": RetryPolicy(maximum_attempts=5)}
+# How long a run waits for the CI check that builds the PR's preview image (preview.ci_check) to report.
+IMAGE_BUILD_WAIT = timedelta(minutes=45)
 # A preview that fails twice is evidence; more attempts only delay the decision.
 PREVIEW_RETRY = RetryPolicy(maximum_attempts=2, initial_interval=timedelta(seconds=5))
 PREVIEW_HEARTBEAT = timedelta(seconds=20)

@@ -65,6 +65,11 @@ CONVERSATION_IN_STORE = Patch(
         "messages added since, run_tool stores large outputs; long runs continue as new with their state",
     before=("l5-merged.agent-coder-0-4", "l5-merged.agent-reviewer-0-9", "l3-approved.agent-coder-0-4"),
     after="patch-conversation-in-store.agent-coder-0-4")
+ADMISSION_BY_SIGNAL = Patch(
+    id="admission-by-signal", workflow="SpecToShip", added=date(2026, 12, 3),
+    why="admission asks the team budget by signal and waits for its answer by signal: an Update per run "
+        "capped a team at 10 runs being admitted at once",
+    before=("l5-merged", "l3-approved", "rejected"), after="patch-admission-by-signal")
 
 REGISTER: list[Patch] = [COUNT_TOOL_DENIALS, OFFER_MCP_TOOLS, CLI_AGENT_CODER, TELL_ISSUE_NO_CODER,
-                         STAGE_FAILURE_ENDS_RUN, FOUR_EYES, CONVERSATION_IN_STORE]
+                         STAGE_FAILURE_ENDS_RUN, FOUR_EYES, CONVERSATION_IN_STORE, ADMISSION_BY_SIGNAL]

@@ -31,12 +31,14 @@ with workflow.unsafe.imports_passed_through():
     from contracts.runs import RunState
     from rules.dora import dora_report, lead_time, time_bin
     from rules.trust import FAILURE_SIGNALS, TrustParams, as_utc, failed_shas, run_success, trust_report
+    from workflows import metrics
 
 # Bounds that keep the whole state (the continue-as-new input) well under Temporal's 2 MB payload
 # limit: about 0.9 MB for a service merging every two hours for two years (measured, see the report).
 HISTORY_RETENTION = timedelta(days=400)  # older days weigh < 2^-13 at a 30-day half-life
 MAX_REMEMBERED = 2000  # folded run keys, folded merge shas, folded failure shas
 INCIDENT_WINDOW = TrustParams().incident_window
+METRICS_WINDOW = timedelta(days=30)  # the window of the DORA gauges
 
 
 def outcome_key(record: OutcomeRecord) -> str:
@@ -233,11 +235,19 @@ class ServiceLedger:
             )
             return
         add_outcome(self._state, record)
+        self._publish()
 
     @workflow.signal(name=RECORD_LATER)
     def record_later(self, item: LaterOutcome) -> None:
         if add_later(self._state, item) and item.kind is LaterSignal.incident:
             self._changed = True  # only a new incident can bring the next wake-up forward
+        self._publish()
+
+    def _publish(self) -> None:
+        """Trust and the four keys of the last 30 days as gauges (silent during replay)."""
+        now = workflow.now()
+        dora = self.dora(DoraQuery(since=now - METRICS_WINDOW, until=now))
+        metrics.service_figures(self._state.service, self.trust().trust, dora)
 
     @workflow.query(name=TRUST)
     def trust(self, query: TrustQuery | None = None) -> TrustReport:

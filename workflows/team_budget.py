@@ -22,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
         MAX_PROCESSED_KEYS,
         MAX_RELEASES,
         USD_TOLERANCE,
+        AdmissionAnswer,
+        AdmissionRequest,
         BudgetConfig,
         BudgetExceeded,
         BudgetState,
@@ -39,16 +41,20 @@ with workflow.unsafe.imports_passed_through():
         UsageCommit,
     )
     from contracts.names import (
+        ADMISSION,
         COMMIT_USAGE,
         CONFIGURE,
         EXTEND,
         RELEASE,
+        RELEASE_OF,
         RELEASE_RESERVATION,
+        REQUEST_ADMISSION,
         RESERVE,
         SHOW,
         TEAM_BUDGET,
     )
     from rules.budget_periods import period_end, period_label, period_start
+    from workflows import metrics
 
 # A floor on the period timer, so a clock exactly at the boundary cannot spin the loop.
 _MIN_WAIT = timedelta(seconds=1)
@@ -84,19 +90,12 @@ class TeamBudget:
 
     @workflow.update(name=RESERVE)
     def reserve(self, request: ReserveRequest) -> Reservation:
-        self._roll()
-        existing = self._state.reservations.get(request.run_id)
-        if existing is not None:
-            return self._reservation(request.run_id, existing)
-        if self._released(request.run_id) is not None:
-            raise ReservationClosed(self._closed(request.run_id))
-        # The validator ran in this same task with no await since, so this only guards against change.
-        shortfall = self._shortfall(request.tokens, request.usd, self._state.used, "")
-        if shortfall:
-            raise BudgetExceeded(shortfall)
-        granted = OpenReservation(tokens=request.tokens, usd=request.usd, reserved_at=workflow.now())
-        self._state.reservations[request.run_id] = granted
-        return self._reservation(request.run_id, granted)
+        # The validator ran in this same task with no await since, so refusals here only guard against change.
+        answer = self._admit(request.run_id, request.tokens, request.usd)
+        if answer.reservation is None:
+            closed = self._released(request.run_id) is not None
+            raise ReservationClosed(answer.reason) if closed else BudgetExceeded(answer.reason)
+        return answer.reservation
 
     @reserve.validator
     def _validate_reserve(self, request: ReserveRequest) -> None:
@@ -136,6 +135,33 @@ class TeamBudget:
         if shortfall:
             raise BudgetExceeded(shortfall)
 
+    @workflow.signal(name=REQUEST_ADMISSION)
+    async def request_admission(self, request: AdmissionRequest) -> None:
+        """Admission by signal, answered by signal: decided here, one request at a time, like `reserve`."""
+        answer = self._admit(request.run_id, request.tokens, request.usd)
+        try:
+            await workflow.get_external_workflow_handle(request.reply_to).signal(ADMISSION, answer)
+        except Exception as error:  # the run is gone (cancelled, terminated): its grant must not stay held
+            workflow.logger.warning("admission answer for %s not delivered: %s", request.run_id, error)
+            if answer.granted:
+                self._release(request.run_id)
+
+    def _admit(self, run_id: str, tokens: int, usd: float) -> AdmissionAnswer:
+        """The one admission decision, for the Update and the signal alike."""
+        self._roll()
+        existing = self._state.reservations.get(run_id)
+        if existing is not None:  # a repeated request answers with the reservation it already holds
+            return AdmissionAnswer(run_id=run_id, granted=True, reservation=self._reservation(run_id, existing))
+        if self._released(run_id) is not None:
+            return AdmissionAnswer(run_id=run_id, granted=False, reason=self._closed(run_id))
+        shortfall = self._shortfall(tokens, usd, self._state.used, "")
+        if shortfall:
+            return AdmissionAnswer(run_id=run_id, granted=False, reason=shortfall)
+        granted = OpenReservation(tokens=tokens, usd=usd, reserved_at=workflow.now())
+        self._state.reservations[run_id] = granted
+        self._publish()
+        return AdmissionAnswer(run_id=run_id, granted=True, reservation=self._reservation(run_id, granted))
+
     # Metering.
 
     @workflow.signal(name=COMMIT_USAGE)
@@ -151,6 +177,7 @@ class TeamBudget:
         if reservation is not None:
             reservation.used_tokens += commit.tokens
             reservation.used_usd += commit.usd
+        self._publish()
 
     @workflow.signal(name=RELEASE)
     def release(self, request: ReleaseRequest) -> None:
@@ -164,8 +191,14 @@ class TeamBudget:
         self._roll()
         reservation = self._state.reservations.pop(run_id, None)
         if reservation is None:
-            # Released before (a retry, or a duplicate across continue-as-new): the same answer again.
-            return self._released(run_id) or ReleaseOutcome(run_id=run_id, released=False)
+            # Released before (a retry, or a duplicate across continue-as-new): the same answer again. A run
+            # that never held one is remembered too, so `release_of` can tell "taken" from "not yet".
+            earlier = self._released(run_id)
+            if earlier is not None:
+                return earlier
+            nothing = ReleaseOutcome(run_id=run_id, released=False)
+            self._remember_release(nothing)
+            return nothing
         unspent = reservation.outstanding
         outcome = ReleaseOutcome(
             run_id=run_id,
@@ -175,9 +208,18 @@ class TeamBudget:
             used_tokens=reservation.used_tokens,
             used_usd=reservation.used_usd,
         )
+        self._remember_release(outcome)
+        self._publish()
+        return outcome
+
+    def _remember_release(self, outcome: ReleaseOutcome) -> None:
         self._state.released.append(outcome)
         del self._state.released[:-MAX_RELEASES]
-        return outcome
+
+    @workflow.query(name=RELEASE_OF)
+    def release_of(self, run_id: str) -> ReleaseOutcome | None:
+        """The outcome of `run_id`'s release, or None while its RELEASE signal has not been taken yet."""
+        return self._released(run_id)
 
     def _released(self, run_id: str) -> ReleaseOutcome | None:
         return next((done for done in reversed(self._state.released) if done.run_id == run_id), None)
@@ -195,6 +237,7 @@ class TeamBudget:
         self._state.limits.tokens = config.tokens
         self._state.limits.usd = config.usd
         self._wake = True  # the period timer may have changed
+        self._publish()
         return self.show()
 
     @configure.validator
@@ -260,6 +303,11 @@ class TeamBudget:
         )
         del self._state.history[:-MAX_HISTORY]
         self._state.used = Spend()
+
+    def _publish(self) -> None:
+        """The team's figures as gauges, after every change (silent during replay)."""
+        view = self.show()
+        metrics.budget(self._state.team, view.free_tokens, view.used.tokens)
 
     def _remember(self, key: str) -> None:
         self._keys.add(key)

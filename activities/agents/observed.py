@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from temporalio import activity
+
 from activities.agents.base import Provider
 from activities.agents.pricing import cost_usd
 from activities.agents.registry import Price
 from activities.telemetry.genai import Redactor, model_call_span
 from activities.telemetry.setup import Telemetry
 from activities.telemetry.usage_log import UsageRecord, append_usage
+from contracts import metrics
 from contracts.agents import ModelRequest, ModelTurn
 from rules.redact import environment_secrets, redact_shapes, redact_strings
 
@@ -40,7 +43,21 @@ async def observed_complete(
         recorder.record(turn)
     if data_dir is not None:
         append_usage(data_dir, UsageRecord.from_turn(request, turn))
+    if activity.in_activity():
+        count_spend(request, turn)
     return redacted_turn(turn)
+
+
+def count_spend(request: ModelRequest, turn: ModelTurn) -> None:
+    """Tokens and cost as Prometheus counters, through the Temporal runtime's metrics."""
+    meter = activity.metric_meter()
+    who = request.attribution
+    labels = {"team": who.team, "service": who.service, "model": request.model, "role": who.role.value}
+    tokens = meter.create_counter(metrics.MODEL_TOKENS.name, metrics.MODEL_TOKENS.help)
+    tokens.add(turn.usage.input_tokens, {**labels, "direction": "input"})
+    tokens.add(turn.usage.output_tokens, {**labels, "direction": "output"})
+    meter.create_counter(metrics.MODEL_COST_MICRO_USD.name, metrics.MODEL_COST_MICRO_USD.help).add(
+        round(turn.cost_usd * 1_000_000), labels)
 
 
 def redacted_turn(turn: ModelTurn) -> ModelTurn:

@@ -8,7 +8,9 @@ safe to retry: reserve is keyed by run id, extend by request id, commits by call
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from typing import cast
 
 from temporalio import activity
 from temporalio.client import (
@@ -22,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.config import default_team_tokens, default_team_usd
 from contracts.activities import BudgetCalls
 from contracts.budget import (
+    AdmissionInput,
     BudgetLimits,
     BudgetState,
     ReleaseInput,
@@ -35,7 +38,16 @@ from contracts.budget import (
     UsageCommitInput,
     UsageCommitted,
 )
-from contracts.names import COMMIT_USAGE, EXTEND, RELEASE_RESERVATION, RESERVE, TEAM_BUDGET, budget_id
+from contracts.names import (
+    COMMIT_USAGE,
+    EXTEND,
+    RELEASE,
+    RELEASE_OF,
+    REQUEST_ADMISSION,
+    RESERVE,
+    TEAM_BUDGET,
+    budget_id,
+)
 
 
 def initial_state(team: str) -> BudgetState:
@@ -94,20 +106,38 @@ class BudgetActivities(BudgetCalls):
         return await self._admit(EXTEND, request.team, body, f"extend:{request.run_id}:{request_id}")
 
     @activity.defn
+    async def request_admission(self, request: AdmissionInput) -> None:
+        """Signal-with-start: no Update is in flight, so no limit on how many runs ask at once."""
+        await self._client.start_workflow(
+            TEAM_BUDGET,
+            initial_state(request.team),
+            id=budget_id(request.team),
+            task_queue=self._task_queue,
+            start_signal=REQUEST_ADMISSION,
+            start_signal_args=[request.request],
+        )
+
+    @activity.defn
     async def release_budget(self, request: ReleaseInput) -> ReleaseOutcome:
-        """Give back the unspent reservation, whatever the run's ending. Releasing twice is harmless."""
+        """Give back the unspent reservation, whatever the run's ending. Releasing twice is harmless.
+
+        By signal (no cap on how many runs end at once), then the outcome is read back with a query.
+        """
         handle = self._client.get_workflow_handle(budget_id(request.team))
         try:
-            return await handle.execute_update(
-                RELEASE_RESERVATION,
-                ReleaseRequest(run_id=request.run_id),
-                id=f"release:{request.run_id}",
-                result_type=ReleaseOutcome,
-            )
+            await handle.signal(RELEASE, ReleaseRequest(run_id=request.run_id))
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 return ReleaseOutcome(run_id=request.run_id, released=False)  # no budget, nothing held
             raise
+        delay = 0.05
+        while True:  # the activity's timeout bounds this; a retry signals again, which changes nothing
+            outcome: ReleaseOutcome | None = await handle.query(RELEASE_OF, request.run_id,
+                                                                 result_type=_MAYBE_RELEASED)
+            if outcome is not None:
+                return outcome
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     @activity.defn
     async def commit_usage(self, usage: UsageCommitInput) -> UsageCommitted:
@@ -122,6 +152,10 @@ class BudgetActivities(BudgetCalls):
             start_signal_args=[commit],
         )
         return UsageCommitted(team=usage.team, call_id=usage.call_id)
+
+
+# The query answers null until the release is taken; the converter needs the union spelled as a type.
+_MAYBE_RELEASED = cast(type, ReleaseOutcome | None)
 
 
 def _retry_stable_id() -> str:

@@ -1,10 +1,15 @@
 """The factory's two activities: which issues are ready (GitHub), and starting their runs (Temporal).
 
+This is also the webhook's safety net: a labelled open issue with no run at all gets one, whether its
+delivery was lost, never sent, or refused while the webhook was down. An issue that had a run does not
+get another from the schedule (a person can start one by labelling the issue again), and "had a run"
+is read from two places: Temporal (the issue's deterministic workflow id, open or closed in any way),
+and, for a run Temporal has forgotten after the namespace's retention period, the status label the
+run left on the issue (`spec2ship:running`, `:awaiting-human`, `:merged`, `:rejected`).
+
 Starting is bounded per repository by the runs already in flight there, counted in Temporal's
 visibility (`WorkflowType='SpecToShip' AND ExecutionStatus='Running' AND WorkflowId STARTS_WITH
-'spec2ship/<owner>/<repo>/'`), so runs started by the webhook count too. Each issue's run has its
-deterministic workflow id, so an issue whose run is open or already finished is skipped, never
-started twice; a finished run is not restarted by the schedule (a person can, by labelling again).
+'spec2ship/<owner>/<repo>/'`), so runs started by the webhook count too.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from contracts.factory import (
     StartedRun,
     StartSpecRunsInput,
 )
-from contracts.forge import ForgeKind, RepoRef, SpecSource
+from contracts.forge import STATUS_LABELS, ForgeKind, RepoRef, SpecSource
 from contracts.names import SPEC_TO_SHIP, spec_to_ship_id
 from contracts.runs import SpecToShipInput
 
@@ -75,12 +80,20 @@ class GitHubIssues:
                 # The issues API lists pull requests too. Tell them apart by `html_url` (/pull/ vs /issues/),
                 # which the listing carries: PyGithub would fetch each issue again to learn `pull_request`.
                 return [
-                    ReadyIssue(repo=repo, number=issue.number, title=issue.title, installation_id=installation)
+                    ReadyIssue(repo=repo, number=issue.number, title=issue.title, installation_id=installation,
+                               status_label=_status_label(label.name for label in issue.labels))
                     for issue in found
                     if "/pull/" not in issue.html_url
                 ]
         except (GithubException, requests.RequestException) as error:
             raise forge_error(error, f"listing open issues labelled {label!r}", repo, auth.secrets()) from None
+
+
+_STATUS_LABELS = frozenset(STATUS_LABELS.values())
+
+
+def _status_label(names: Iterable[str]) -> str | None:
+    return next((name for name in names if name in _STATUS_LABELS), None)
 
 
 def _by_repo(issues: Iterable[ReadyIssue]) -> dict[str, list[ReadyIssue]]:
@@ -133,6 +146,11 @@ class FactoryActivities(FactoryCalls):
                 if known is not None:
                     state = "is open" if known is WorkflowExecutionStatus.RUNNING else known.name.lower()
                     reason = f"its run {state}: {workflow_id}"
+                    report.skipped.append(SkippedIssue(repo=repo, issue=issue.number, reason=reason))
+                    continue
+                if issue.status_label is not None:
+                    reason = (f"it had a run (it carries {issue.status_label!r}), which Temporal no longer holds; "
+                              "label the issue again to start a new one")
                     report.skipped.append(SkippedIssue(repo=repo, issue=issue.number, reason=reason))
                     continue
                 if slots == 0:

@@ -14,11 +14,13 @@ from typing import Protocol, runtime_checkable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.forge.base import Forge, ForgeError
+from activities.forge.base import BranchKept, Forge, ForgeError
 from contracts.activities import ForgeCalls
 from contracts.forge import (
     STATUS_LABELS,
+    BranchCleanup,
     CloseChangeInput,
+    CloseChangeResult,
     LoadedSpec,
     LoadSpecInput,
     MergeInput,
@@ -60,6 +62,33 @@ def _forge(repo: RepoRef) -> Forge:
     from activities.forge.registry import forge_for
 
     return forge_for(repo)
+
+
+def set_status_label(forge: Forge, issue_number: int | None, pr: PullRequest | None, label: str) -> None:
+    """Put the run's status label on the PR and the issue and take the other status labels off, so a
+    change that ended never keeps `spec2ship:running` or `spec2ship:awaiting-human`."""
+    others = [other for other in STATUS_LABELS.values() if other != label]
+    forge.set_labels(issue_number, pr, [label], others)
+
+
+def delete_finished_branch(forge: Forge, branch: str) -> BranchCleanup:
+    """Delete a merged or closed PR's branch, or say why it stays.
+
+    A branch the forge keeps on purpose (default branch, checked out by a person, protected) and any
+    other refusal that retrying cannot change become a note: the change itself is done, and a leftover
+    branch must not turn a merged run into a failed one. Errors worth retrying still raise, and the
+    retry is safe: merging and closing again find the work done and only the deletion is repeated.
+    """
+    try:
+        forge.delete_branch(branch)
+    except BranchKept as kept:
+        return BranchCleanup(branch=branch, deleted=False, note=str(kept))
+    except ForgeError as error:
+        if error.retryable:
+            raise
+        return BranchCleanup(branch=branch, deleted=False,
+                             note=f"branch {branch} was kept: deleting it failed ({error}); delete it by hand")
+    return BranchCleanup(branch=branch, deleted=True, note=f"branch {branch} was deleted")
 
 
 class IssueLike(Protocol):
@@ -132,15 +161,19 @@ class ForgeActivities(ForgeCalls):
             forge.upsert_evidence(request.pr, _outgoing(request.markdown))
             forge.set_status(request.pr, request.status, _outgoing(request.status_description)[:140])
             if request.label:
-                others = [label for label in STATUS_LABELS.values() if label != request.label]
-                forge.set_labels(request.issue_number, request.pr, [request.label], others)
+                set_status_label(forge, request.issue_number, request.pr, request.label)
         except ForgeError as error:
             raise forge_failure(error) from error
 
     @activity.defn(name="merge_pull_request")
     def merge_pull_request(self, request: MergeInput) -> MergeResult:
+        """Merge, then delete the branch when asked and the change landed (`result.branch` says how that went)."""
         try:
-            return _forge(request.repo).merge(request.pr, request.method)
+            forge = _forge(request.repo)
+            result = forge.merge(request.pr, request.method)
+            if request.delete_branch and result.landed:
+                result.branch = delete_finished_branch(forge, request.pr.branch)
+            return result
         except ForgeError as error:
             raise forge_failure(error) from error
 
@@ -152,12 +185,18 @@ class ForgeActivities(ForgeCalls):
             raise forge_failure(error) from error
 
     @activity.defn(name="close_change")
-    def close_change(self, request: CloseChangeInput) -> None:
+    def close_change(self, request: CloseChangeInput) -> CloseChangeResult:
+        """Close the PR, set the final status label, and delete the branch when asked."""
         try:
             forge = _forge(request.repo)
+            result = CloseChangeResult()
             if request.pr is not None:
-                forge.close_pull_request(request.pr, _outgoing(request.note))
-            if request.delete_branch:
-                forge.delete_branch(request.branch)
+                result.pr = forge.close_pull_request(request.pr, _outgoing(request.note))
+            if request.label and (result.pr is not None or request.issue_number is not None):
+                set_status_label(forge, request.issue_number, result.pr, request.label)
+            branch = request.branch or (request.pr.branch if request.pr is not None else "")
+            if request.delete_branch and branch:
+                result.branch = delete_finished_branch(forge, branch)
+            return result
         except ForgeError as error:
             raise forge_failure(error) from error

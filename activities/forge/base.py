@@ -22,6 +22,12 @@ class ForgeError(Exception):
         self.retry_after_s = retry_after_s
 
 
+class BranchKept(ForgeError):
+    """A forge will not delete a branch, and rightly: it is the default branch, or someone has it checked
+    out, or the forge protects it. Deleting a finished PR's branch is tidying up, so callers report this
+    (the message says why and what to do) instead of failing the run."""
+
+
 class Forge(Protocol):
     """One repository on one forge. Every method is idempotent: activities retry them."""
 
@@ -70,11 +76,17 @@ class Forge(Protocol):
         self, issue_number: int | None, pr: PullRequest | None, add: list[str], remove: list[str]
     ) -> None: ...
 
-    def merge(self, pr: PullRequest, method: Literal["merge", "squash", "rebase"] = "merge") -> MergeResult: ...
+    def merge(self, pr: PullRequest, method: Literal["merge", "squash", "rebase"] = "merge") -> MergeResult:
+        """Merge the validated head; the result carries the PR in its real state afterwards (`pr`)."""
+        ...
 
-    def close_pull_request(self, pr: PullRequest, note: str) -> None: ...
+    def close_pull_request(self, pr: PullRequest, note: str) -> PullRequest:
+        """Close the PR unless it is closed or merged already; returns it in its real state afterwards."""
+        ...
 
-    def delete_branch(self, branch: str) -> None: ...
+    def delete_branch(self, branch: str) -> None:
+        """Delete `branch`; nothing to do when it is gone. Raises `BranchKept` for a branch that must stay."""
+        ...
 
     def permission(self, user: str) -> str:
         """`admin`, `write`, `read` or `none`; only admin and write may steer a run."""

@@ -34,7 +34,7 @@ from github.PullRequest import PullRequest as GhPullRequest
 from github.Repository import Repository
 from pydantic import BaseModel
 
-from activities.forge.base import ForgeError, read_spec_from_repository
+from activities.forge.base import BranchKept, ForgeError, read_spec_from_repository
 from activities.forge.gitcli import Git, GitResult
 from activities.forge.github_auth import GitHubAuth, GitHubAuthError, forge_error, github_message
 from contracts.forge import (
@@ -61,6 +61,8 @@ LABEL_STYLE = {
     STATUS_LABELS["awaiting_human"]: ("fbca04", "spec2ship waits for a human decision"),
     STATUS_LABELS["merged"]: ("0e8a16", "spec2ship merged this change"),
     STATUS_LABELS["rejected"]: ("b60205", "spec2ship's change was rejected"),
+    STATUS_LABELS["failed"]: ("d93f0b", "spec2ship could not finish this change"),
+    STATUS_LABELS["cancelled"]: ("cfd3d7", "spec2ship's run was cancelled"),
 }
 _PERMISSIONS = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
 
@@ -289,13 +291,14 @@ class GitHubForge:
         log.info("opened pull request #%s on %s for %s", pull.number, self.full_name, branch)
         return self._model(pull)
 
-    def close_pull_request(self, pr: PullRequest, note: str) -> None:
+    def close_pull_request(self, pr: PullRequest, note: str) -> PullRequest:
         if note:
             self.comment(pr, None, note)
         with self._api(f"closing pull request #{pr.number}"):
             pull = self._repo.get_pull(pr.number)
             if pull.state == "open":
-                pull.edit(state="closed")
+                pull.edit(state="closed")  # PyGithub takes the answer's fields: `pull` is closed now
+            return self._model(pull)
 
     def merge(self, pr: PullRequest, method: Literal["merge", "squash", "rebase"] = "merge") -> MergeResult:
         with self._api(f"merging pull request #{pr.number}"):
@@ -307,46 +310,60 @@ class GitHubForge:
                 result = pull.merge(merge_method=method, sha=pr.head_sha)
             except GithubException as exc:
                 if exc.status == 405:
-                    again = self._merge_state(self._repo.get_pull(pr.number))  # merged by our lost earlier try?
+                    now = self._repo.get_pull(pr.number)
+                    again = self._merge_state(now)  # merged by our lost earlier try?
                     return again or MergeResult(
                         outcome=MergeOutcome.not_mergeable,
                         message=f"GitHub will not merge #{pr.number} on {self.full_name}: {github_message(exc)} "
                         "(conflicts, branch protection or required checks); resolve it or merge by hand",
+                        pr=self._model(now),
                     )
                 if exc.status == 409:
                     return MergeResult(
                         outcome=MergeOutcome.head_changed,
                         message=f"the head of #{pr.number} is no longer {pr.head_sha[:12]}, the commit that was "
                         f"validated ({github_message(exc)}); validate the new head before merging",
+                        pr=self._model(self._repo.get_pull(pr.number)),
                     )
                 raise
         log.info("merged pull request #%s on %s as %s", pr.number, self.full_name, result.sha)
-        return MergeResult(outcome=MergeOutcome.merged, merge_sha=result.sha, message=result.message or "merged")
+        # GitHub answered the merge itself; the PR it merged is `pr` at the validated head, now merged.
+        merged = pr.model_copy(update={"state": PullRequestState.merged})
+        return MergeResult(
+            outcome=MergeOutcome.merged, merge_sha=result.sha, message=result.message or "merged", pr=merged
+        )
 
-    @staticmethod
-    def _merge_state(pull: GhPullRequest) -> MergeResult | None:
+    def _merge_state(self, pull: GhPullRequest) -> MergeResult | None:
         if pull.merged:
             return MergeResult(
                 outcome=MergeOutcome.already_merged,
                 merge_sha=pull.merge_commit_sha,
                 message=f"#{pull.number} was already merged",
+                pr=self._model(pull),
             )
         if pull.state == "closed":
-            return MergeResult(outcome=MergeOutcome.closed, message=f"#{pull.number} is closed without merging")
+            return MergeResult(
+                outcome=MergeOutcome.closed, message=f"#{pull.number} is closed without merging", pr=self._model(pull)
+            )
         return None
 
     def delete_branch(self, branch: str) -> None:
         if branch == self.default_branch():
-            raise ForgeError(f"refusing to delete {branch}, the default branch of {self.full_name}")
+            raise BranchKept(f"branch {branch} was kept: it is the default branch of {self.full_name}")
         with self._api(f"deleting branch {branch}"):
             try:
                 self._gh.requester.requestJsonAndCheck(
                     "DELETE", f"/repos/{self.full_name}/git/refs/heads/{quote(branch, safe='/')}"
                 )
             except GithubException as exc:
-                if exc.status in (404, 422):  # GitHub: 422 "Reference does not exist"
+                if exc.status == 404 or (exc.status == 422 and "does not exist" in github_message(exc)):
                     log.info("branch %s on %s is already gone", branch, self.full_name)
                     return
+                if exc.status == 422:  # e.g. a protected branch: GitHub says why
+                    raise BranchKept(
+                        f"branch {branch} was kept: GitHub refused to delete it on {self.full_name} "
+                        f"({github_message(exc)}); delete it by hand if you are done with it"
+                    ) from None
                 raise
 
     # --- conversation: comments, evidence, statuses, labels ------------------------------------------

@@ -6,8 +6,12 @@ inside the repository's git folder (`.git/spec2ship/pulls/<number>.json`) where 
 clean can touch them, plus a ref `refs/spec2ship/pull/<number>/head` that keeps each PR's head alive
 after its branch is deleted, as GitHub does.
 
-Everything a user might have in their own working tree is left alone: merges happen in the worktree that
-has the default branch checked out only when it is clean, otherwise in a throwaway detached worktree.
+A person's checkout is respected. The merge commit is made in a throwaway detached worktree; a worktree
+that has the base branch checked out then follows it as `git merge --ff-only` would (activities/forge/
+checkout.py): the merged files are updated, uncommitted changes to other files stay, and changes in the
+way refuse the merge (outcome `checkout_blocked`) without moving anything. Branches are deleted only
+where no person works on them: never the default branch, never one checked out in the main worktree,
+and of linked worktrees only the workspaces this forge made.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from activities.forge.base import ForgeError, read_spec_from_repository
+from activities.forge import checkout
+from activities.forge.base import BranchKept, ForgeError, read_spec_from_repository
 from activities.forge.gitcli import BOT_NAME, Git, GitError, WorktreeInfo
 from contracts.forge import CommitStatus, MergeOutcome, MergeResult, PullRequest, PullRequestState, SpecSource
 
@@ -36,6 +41,9 @@ log = logging.getLogger(__name__)
 STATE_DIR = "spec2ship"
 PULL_REF_PREFIX = "refs/spec2ship/pull"
 STATUS_CONTEXT = "spec2ship"
+# Kept in the git folder of each workspace worktree this forge makes (where no commit or agent reaches):
+# deleting a branch removes those worktrees, never one a person made.
+WORKSPACE_MARKER = "spec2ship-workspace"
 
 # Bot commits are never signed (the bot holds no key) and throwaway worktrees run no user hooks.
 _BOT_CONFIG = {"commit.gpgsign": "false", "tag.gpgsign": "false"}
@@ -188,6 +196,7 @@ class LocalForge:
         for index, tree in enumerate(self._git.worktrees()):
             here = tree.path.resolve() == dest
             if here and tree.branch == branch and not tree.bare:
+                self._mark_workspace(dest, branch)
                 return self._base_sha(default, branch)
             if here:
                 on = tree.branch or "a detached HEAD"
@@ -218,6 +227,7 @@ class LocalForge:
                     raise
                 # Another run created the branch between our look and our add: resume it instead.
                 self._git.run("worktree", "add", str(dest), branch)
+        self._mark_workspace(dest, branch)
         return self._base_sha(default, branch)
 
     def publish_branch(self, workspace: Path, branch: str, message: str) -> str:
@@ -263,18 +273,26 @@ class LocalForge:
         self._git.run("worktree", "prune")
 
     def delete_branch(self, branch: str) -> None:
+        """Delete `branch` with the workspaces this forge made for it; `BranchKept` when a person has it
+        checked out (the main worktree, or a worktree they made), or when it is the default branch."""
         self._check_branch(branch)
         if branch == self.default_branch():
-            raise ForgeError(f"refusing to delete {branch}: it is the default branch of {self.path}")
+            raise BranchKept(f"branch {branch} was kept: it is the default branch of {self.path}")
         self._git.run("worktree", "prune")
-        for index, tree in enumerate(self._git.worktrees()):
-            if tree.branch != branch:
-                continue
+        trees = [(index, tree) for index, tree in enumerate(self._git.worktrees()) if tree.branch == branch]
+        for index, tree in trees:
             if index == 0:
-                raise ForgeError(
-                    f"branch {branch} is checked out in the main worktree {tree.path}; "
-                    "check out another branch there, then delete it again"
+                raise BranchKept(
+                    f"branch {branch} was kept: it is checked out in the main worktree {tree.path}; check out "
+                    f"another branch there, then delete it (`git -C {tree.path} branch -D {branch}`) if you are done"
                 )
+            if not self._is_workspace(tree.path):
+                raise BranchKept(
+                    f"branch {branch} was kept: it is checked out in {tree.path}, a worktree spec2ship did not make; "
+                    f"remove that worktree (`git worktree remove {tree.path}`), then `git branch -D {branch}` "
+                    "if you are done with it"
+                )
+        for _index, tree in trees:
             self._git.run("worktree", "remove", "--force", "--force", str(tree.path))
         if self._tip(branch) is not None:
             self._git.run("branch", "-D", branch)
@@ -392,7 +410,7 @@ class LocalForge:
 
         self._update(pr.number, relabel)
 
-    def close_pull_request(self, pr: PullRequest, note: str) -> None:
+    def close_pull_request(self, pr: PullRequest, note: str) -> PullRequest:
         def close(record: LocalPullRequestRecord) -> bool:
             if record.state is not PullRequestState.open:
                 return False
@@ -402,10 +420,10 @@ class LocalForge:
             record.closed_at = _now()
             return True
 
-        self._update(pr.number, close)
+        return self._as_pull_request(self._update(pr.number, close))
 
     def merge(self, pr: PullRequest, method: Literal["merge", "squash", "rebase"] = "merge") -> MergeResult:
-        """Merge the PR head into its base, without touching a working tree that has local changes."""
+        """Merge the PR head into its base; a checkout of the base follows as `git merge --ff-only` would."""
         if method == "rebase":
             raise ForgeError(
                 f"the local forge at {self.path} merges with a merge commit or a squash, not a rebase; "
@@ -413,54 +431,87 @@ class LocalForge:
             )
         with self._locked():
             record = self._require(pr.number)
-            if record.state is PullRequestState.merged:
-                return MergeResult(
-                    outcome=MergeOutcome.already_merged,
-                    merge_sha=record.merge_sha,
-                    message=f"pull request #{record.number} was already merged into {record.base}",
-                )
-            if record.state is PullRequestState.closed:
-                return MergeResult(
-                    outcome=MergeOutcome.closed,
-                    message=f"pull request #{record.number} is closed; reopen it with a new run",
-                )
-            base_sha = self._require_tip(record.base)
-            tip = self._tip(record.branch)
-            if tip is None:
-                return MergeResult(
-                    outcome=MergeOutcome.not_mergeable,
-                    message=f"branch {record.branch} of pull request #{record.number} no longer exists",
-                )
-            landed = self._landed(record, tip, base_sha)
-            if landed is not None:
-                self._mark_merged(record, tip, landed)
-                return MergeResult(
-                    outcome=MergeOutcome.already_merged,
-                    merge_sha=landed,
-                    message=f"{record.branch} at {tip[:12]} is already part of {record.base}",
-                )
-            if tip != pr.head_sha:
-                return MergeResult(
-                    outcome=MergeOutcome.head_changed,
-                    message=(
-                        f"{record.branch} moved to {tip[:12]} since {pr.head_sha[:12]} was validated; "
-                        "validate the new head before merging"
-                    ),
-                )
-            message = (
-                f"Merge pull request #{record.number} from {record.branch}\n\n{record.title}\n\n"
-                f"Spec2ship-Pull: {record.number}\nSpec2ship-Head: {tip}\n"
-            )
-            merge_sha, detail = self._merge_into(record.base, base_sha, tip, method, message)
-            if merge_sha is None:
-                return MergeResult(
-                    outcome=MergeOutcome.not_mergeable,
-                    message=f"{record.branch} does not merge cleanly into {record.base}: {detail}",
-                )
-            self._mark_merged(record, tip, merge_sha)
+            result = self._merge_locked(record, pr, method)
+            return result.model_copy(update={"pr": self._as_pull_request(record)})
+
+    def _merge_locked(
+        self, record: LocalPullRequestRecord, pr: PullRequest, method: str
+    ) -> MergeResult:
+        if record.state is PullRequestState.merged:
             return MergeResult(
-                outcome=MergeOutcome.merged, merge_sha=merge_sha, message=f"merged into {record.base}{detail}"
+                outcome=MergeOutcome.already_merged,
+                merge_sha=record.merge_sha,
+                message=f"pull request #{record.number} was already merged into {record.base}",
             )
+        if record.state is PullRequestState.closed:
+            return MergeResult(
+                outcome=MergeOutcome.closed,
+                message=f"pull request #{record.number} is closed; reopen it with a new run",
+            )
+        base_sha = self._require_tip(record.base)
+        tip = self._tip(record.branch)
+        if tip is None:
+            return MergeResult(
+                outcome=MergeOutcome.not_mergeable,
+                message=f"branch {record.branch} of pull request #{record.number} no longer exists",
+            )
+        landed = self._landed(record, tip, base_sha)
+        if landed is not None:
+            self._mark_merged(record, tip, landed)
+            return MergeResult(
+                outcome=MergeOutcome.already_merged,
+                merge_sha=landed,
+                message=f"{record.branch} at {tip[:12]} is already part of {record.base}",
+            )
+        if tip != pr.head_sha:
+            return MergeResult(
+                outcome=MergeOutcome.head_changed,
+                message=(
+                    f"{record.branch} moved to {tip[:12]} since {pr.head_sha[:12]} was validated; "
+                    "validate the new head before merging"
+                ),
+            )
+        return self._land(record, base_sha, tip, method)
+
+    def _land(self, record: LocalPullRequestRecord, base_sha: str, tip: str, method: str) -> MergeResult:
+        """Make the merge commit, bring every checkout of the base along, then move the base."""
+        message = (
+            f"Merge pull request #{record.number} from {record.branch}\n\n{record.title}\n\n"
+            f"Spec2ship-Pull: {record.number}\nSpec2ship-Head: {tip}\n"
+        )
+        merge_sha, problem = self._merge_commit(base_sha, tip, method, message)
+        if merge_sha is None:
+            return MergeResult(
+                outcome=MergeOutcome.not_mergeable,
+                message=f"{record.branch} does not merge cleanly into {record.base}: {problem}",
+            )
+        holders = checkout.holders_of(self._git, record.base)
+        if merge_sha != base_sha:
+            for holder in holders:
+                block = checkout.find_block(self._git, holder, record.base, base_sha, merge_sha)
+                if block is not None:
+                    return self._blocked(record, block, base_sha)
+            block = checkout.follow(
+                self._git, holders, record.base, base_sha, merge_sha, f"spec2ship: merge pull request #{record.number}"
+            )
+            if block is not None:
+                return self._blocked(record, block, base_sha)
+        self._mark_merged(record, tip, merge_sha)
+        followed = "".join(
+            f"; {holder.path} has {record.base} checked out: its files were updated as `git merge --ff-only` "
+            "would, keeping uncommitted changes to other files"
+            for holder in holders
+        )
+        return MergeResult(
+            outcome=MergeOutcome.merged, merge_sha=merge_sha, message=f"merged into {record.base}{followed}"
+        )
+
+    def _blocked(self, record: LocalPullRequestRecord, block: checkout.CheckoutBlock, base_sha: str) -> MergeResult:
+        message = f"pull request #{record.number} was not merged: {block.describe(base_sha)}"
+        log.warning("local forge %s: %s", self.path, message)
+        return MergeResult(
+            outcome=MergeOutcome.checkout_blocked, message=message, blocking_paths=[p.path for p in block.paths]
+        )
 
     # ------------------------------------------------------------------------------ record inspection
 
@@ -527,10 +578,6 @@ class LocalForge:
         gitdir = gitdir if gitdir.is_absolute() else dest / gitdir
         return gitdir.parent.resolve() == (self.common_dir / "worktrees").resolve() and not gitdir.exists()
 
-    def _is_clean(self, tree: Path) -> bool:
-        status = self._git.at(tree).run("status", "--porcelain", env={"GIT_OPTIONAL_LOCKS": "0"})
-        return not status.stdout.strip()
-
     def _landed(self, record: LocalPullRequestRecord, tip: str, base_sha: str) -> str | None:
         """The commit that brought `tip` into the base, if it is there already (merged here before a crash,
         or by a person): a commit carrying our trailer, else the merge commit with `tip` as a parent."""
@@ -556,43 +603,15 @@ class LocalForge:
                 return sha
         return tip  # fast-forwarded: the head itself is where the change landed
 
-    def _merge_into(self, base: str, base_sha: str, tip: str, method: str, message: str) -> tuple[str | None, str]:
-        """Merge `tip` into branch `base`: the new base sha and a note for the user, or None and why not."""
-        holder = next((t for t in self._git.worktrees() if t.branch == base and not t.bare), None)
-        if holder is not None and self._is_clean(holder.path):
-            return self._merge_in(self._git.at(holder.path), tip, method, message)
-        merged, problem = self._merge_detached(base, base_sha, tip, method, message)
-        if merged is None or holder is None:
-            return merged, problem
-        # The branch moved under a worktree with local changes: its files (rightly) were not touched, so
-        # `git status` there now shows the merge as undone. Say how to catch up without losing the changes.
-        note = (
-            f"; {holder.path} has {base} checked out with local changes, which were left untouched, so its index "
-            f"and files still show {base} before the merge: to catch up there, run "
-            f"`git reset --soft {base_sha[:12]} && git merge --ff-only {merged[:12]}` (after several such merges, "
-            f"use the oldest commit `git reflog {base}` shows since the worktree was last in step)"
-        )
-        log.warning("local forge %s%s", self.path, note)
-        return merged, note
-
-    def _merge_detached(self, base: str, base_sha: str, tip: str, method: str, message: str) -> tuple[str | None, str]:
-        """Merge in a throwaway detached worktree, then move `base` only if nobody moved it meanwhile."""
+    def _merge_commit(self, base_sha: str, tip: str, method: str, message: str) -> tuple[str | None, str]:
+        """Make the merge commit in a throwaway detached worktree, moving no branch: the new commit, or
+        None and why not. Moving the base is `checkout.follow`'s, so a checkout of it can come along."""
         scratch = Path(tempfile.mkdtemp(prefix="spec2ship-merge-"))
         tree = scratch / "worktree"
         git = Git(self.path, config={**_BOT_CONFIG, **_NO_HOOKS})
         try:
             git.run("worktree", "add", "--detach", str(tree), base_sha)
-            merged, problem = self._merge_in(git.at(tree), tip, method, message)
-            if merged is None:
-                return None, problem
-            try:
-                git.run("update-ref", "-m", f"spec2ship: merge {tip[:12]}", f"refs/heads/{base}", merged, base_sha)
-            except GitError as exc:
-                raise ForgeError(
-                    f"{base} in {self.path} moved while the pull request was being merged; try the merge again ({exc})",
-                    retryable=True,
-                ) from exc
-            return merged, ""
+            return self._merge_in(git.at(tree), tip, method, message)
         finally:
             with suppress(GitError):
                 git.run("worktree", "remove", "--force", "--force", str(tree))
@@ -619,6 +638,15 @@ class LocalForge:
         record.merged_at = _now()
         self._save(record)
         self._git.run("update-ref", self._pull_ref(record.number), tip)
+
+    def _mark_workspace(self, dest: Path, branch: str) -> None:
+        """Note in the worktree's own git folder that this forge made it, so deleting `branch` may remove it."""
+        admin = Path(self._git.at(dest).out("rev-parse", "--absolute-git-dir"))
+        (admin / WORKSPACE_MARKER).write_text(f"{branch}\n")
+
+    def _is_workspace(self, tree: Path) -> bool:
+        found = self._git.at(tree).run("rev-parse", "--absolute-git-dir", check=False)
+        return found.ok and (Path(found.stdout.strip()) / WORKSPACE_MARKER).is_file()
 
     def _refresh_head(self, record: LocalPullRequestRecord, head: str) -> None:
         """Keep the record and its pull ref on the branch tip, as a push updates a GitHub PR."""
@@ -687,11 +715,12 @@ class LocalForge:
             handle.write(record.model_dump_json(indent=2))
         os.replace(tmp, self._record_file(record.number))
 
-    def _update(self, number: int, change: Callable[[LocalPullRequestRecord], bool]) -> None:
+    def _update(self, number: int, change: Callable[[LocalPullRequestRecord], bool]) -> LocalPullRequestRecord:
         with self._locked():
             record = self._require(number)
             if change(record):
                 self._save(record)
+            return record
 
     def _add_note(self, issue_number: int | None, body: str) -> None:
         with self._locked():

@@ -13,6 +13,10 @@ from contracts.preview import PreviewRequest
 Heartbeat = Callable[[str], object]
 
 
+class PreviewError(RuntimeError):
+    """The preview could not be set up for reasons outside the change (bad request, git, disk, sandbox)."""
+
+
 class PreviewBackend(Protocol):
     """One backend per kind of environment. `run` must tear down in every case, including
     cancellation; `reap` removes what a crashed predecessor left behind."""
@@ -21,6 +25,7 @@ class PreviewBackend(Protocol):
 
     async def run(self, request: PreviewRequest, heartbeat: Heartbeat) -> PreviewEvidence: ...
 
-    def reap(self) -> list[str]:
-        """Clean up leftovers of earlier processes; returns what it removed, for the log."""
+    def reap(self, force: bool = False) -> list[str]:
+        """Clean up leftovers: expired previews; with `force` (a worker starting) also every preview this
+        worker made before it stopped. Returns what it removed, or what it could not, for the log."""
         ...

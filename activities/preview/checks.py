@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -197,11 +197,13 @@ async def check_command(
     heartbeat: Heartbeat,
     heartbeat_every_s: float,
     grace_s: float,
+    wrap: Callable[[str], list[str]] | None = None,
 ) -> CriterionResult:
     """Run the criterion's shell command in `cwd`; exit 0 passes. `env` must carry the preview marker.
 
-    The command leads its own process group. Whatever is left of that group when the command ends,
-    times out or is cancelled is terminated (SIGTERM, then SIGKILL after `grace_s`).
+    `wrap` turns the command into the program that runs it (a sandbox around `sh -c`); by default it
+    runs unconfined. The program leads its own process group. Whatever is left of that group when the
+    command ends, times out or is cancelled is terminated (SIGTERM, then SIGKILL after `grace_s`).
     """
     command = criterion.run
     if command is None:
@@ -211,8 +213,8 @@ async def check_command(
         raise ValueError(f"check_command needs {MARKER} in env, or its processes could not be found again")
     started = time.monotonic()
     try:
-        proc = await asyncio.create_subprocess_shell(
-            command,
+        proc = await asyncio.create_subprocess_exec(
+            *(wrap or shell)(command),
             cwd=cwd,
             env=dict(env),
             stdin=asyncio.subprocess.DEVNULL,
@@ -259,6 +261,11 @@ async def check_command(
     how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
     last = next((line for line in reversed(output.splitlines()) if line.strip()), "")
     return _result(criterion, CheckStatus.failed, f"{how} after {duration:.1f}s: {last}".rstrip(": "), output, duration)
+
+
+def shell(command: str) -> list[str]:
+    """The unconfined program for a command, as `create_subprocess_shell` would run it."""
+    return ["/bin/sh", "-c", command]
 
 
 async def _stop(proc: asyncio.subprocess.Process, reader: asyncio.Task[None], preview_id: str, grace_s: float) -> None:

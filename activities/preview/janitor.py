@@ -48,6 +48,7 @@ class PreviewRecord(BaseModel):
     started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     pid: int | None = Field(default=None, description="The preview's start command, once it runs.")
     pgid: int | None = None
+    sandbox_dir: str | None = Field(default=None, description="The bubblewrap sandbox's /tmp and socket folder.")
 
 
 def dir_name(preview_id: str) -> str:
@@ -71,7 +72,7 @@ def write_record(previews_dir: Path, record: PreviewRecord) -> Path:
     return path
 
 
-def new_record(previews_dir: Path, preview_id: str, repo_path: str) -> PreviewRecord:
+def new_record(previews_dir: Path, preview_id: str, repo_path: str, sandbox_dir: str | None = None) -> PreviewRecord:
     name = dir_name(preview_id)
     me = psutil.Process()
     return PreviewRecord(
@@ -81,6 +82,7 @@ def new_record(previews_dir: Path, preview_id: str, repo_path: str) -> PreviewRe
         log_path=str(previews_dir / f"{name}.log"),
         owner_pid=me.pid,
         owner_started_at=me.create_time(),
+        sandbox_dir=sandbox_dir,
     )
 
 
@@ -221,7 +223,7 @@ class WorktreeCleanupError(RuntimeError):
 
 
 def dispose(record: PreviewRecord, previews_dir: Path, grace_s: float) -> list[str]:
-    """Kill the preview's processes, remove its worktree and log, then its record. Idempotent.
+    """Kill the preview's processes, remove its worktree, sandbox folder and log, then its record. Idempotent.
 
     The record goes last: if anything before it fails, the next janitor pass finds it again.
     """
@@ -234,6 +236,9 @@ def dispose(record: PreviewRecord, previews_dir: Path, grace_s: float) -> list[s
         done.append(f"removed worktree {record.worktree}")
     elif Path(record.repo_path).is_dir():
         _git(record.repo_path, "worktree", "prune")
+    if record.sandbox_dir is not None and Path(record.sandbox_dir).exists():
+        shutil.rmtree(record.sandbox_dir, ignore_errors=True)
+        done.append(f"removed sandbox folder {record.sandbox_dir}")
     Path(record.log_path).unlink(missing_ok=True)
     record_path(previews_dir, record.preview_id).unlink(missing_ok=True)
     return done

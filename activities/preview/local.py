@@ -4,7 +4,8 @@ The embedded default, for one machine and no cluster. Each run checks the head o
 detached worktree, starts `preview.start` on a free port in its own process group, waits for the
 ready path, runs the http and run criteria, and tears everything down in a `finally`, also when the
 activity is cancelled. A state record written before anything starts lets the janitor clean up after
-a worker that died mid-run.
+a worker that died mid-run. Where bubblewrap works the app and the run criteria are confined
+(confined.py), following SPEC2SHIP_SANDBOX as agent commands do; the evidence's log says which.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from activities.forge.gitcli import Git, GitError
-from activities.preview.base import Heartbeat
+from activities.preview.base import Heartbeat, PreviewError
 from activities.preview.checks import (
     check_command,
     check_http,
@@ -30,8 +32,8 @@ from activities.preview.checks import (
     kill_unreaped_group,
     not_run,
 )
+from activities.preview.confined import HOST, Bubblewrapped, PreviewConfinement, Unconfined, unconfined_reason
 from activities.preview.janitor import (
-    MARKER,
     PreviewRecord,
     dispose,
     new_record,
@@ -41,13 +43,14 @@ from activities.preview.janitor import (
     remove_worktree,
     write_record,
 )
+from activities.workspace import sandbox
+from activities.workspace.sandbox import Confinement, SandboxUnavailable
 from contracts.evidence import CriterionResult, PreviewEvidence
 from contracts.preview import PreviewRequest
 from specs.models import PreviewConfig
 
 log = logging.getLogger(__name__)
 
-_HOST = "127.0.0.1"
 # What the change's code inherits from the worker. Everything else (tokens, API keys, Temporal
 # credentials) stays out: the preview runs code an agent wrote.
 _BASICS = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR"})
@@ -57,12 +60,12 @@ _PROBE_TIMEOUT_S = 2.0
 _REAP_CHILD_S = 5.0
 
 
-class PreviewError(RuntimeError):
-    """The preview could not be set up for reasons outside the change (bad request, git, disk)."""
-
-
 class PreviewCheckoutError(PreviewError):
     """`git worktree add` failed: the head commit is missing or the repository is unusable."""
+
+
+class PreviewSandboxError(PreviewError):
+    """SPEC2SHIP_SANDBOX=bubblewrap, but bubblewrap cannot run on this worker: no preview is started."""
 
 
 @dataclass
@@ -70,8 +73,10 @@ class _Session:
     """What one run has created so far; teardown undoes exactly this."""
 
     record: PreviewRecord
+    confinement: PreviewConfinement
     proc: asyncio.subprocess.Process | None = None
     url: str | None = None
+    port: int | None = None
 
 
 @dataclass
@@ -94,12 +99,15 @@ class LocalPreviewBackend:
         poll_interval_s: float = 0.1,
         heartbeat_every_s: float = 2.0,
         inherit_env: Collection[str] = INHERITED_ENV,
+        confinement: Confinement | str | None = None,
     ) -> None:
+        """`confinement` overrides SPEC2SHIP_SANDBOX (`auto`, `bubblewrap`, `none`) for this backend."""
         self.previews_dir = Path(state_dir) / "previews"
         self.grace_s = grace_s
         self.poll_interval_s = poll_interval_s
         self.heartbeat_every_s = heartbeat_every_s
         self.inherit_env = frozenset(inherit_env)
+        self.sandbox_setting = None if confinement is None else str(confinement)
 
     def reap(self, force: bool = False) -> list[str]:
         """Remove previews whose worker died; `force=True` (at worker start) removes all of them.
@@ -110,15 +118,29 @@ class LocalPreviewBackend:
 
     async def run(self, request: PreviewRequest, heartbeat: Heartbeat) -> PreviewEvidence:
         """One result per http and run criterion, in spec order; judge criteria are left to the validation
-        agent and get none here. Raises PreviewCheckoutError when the head commit cannot be checked out."""
+        agent and get none here. Raises PreviewCheckoutError when the head commit cannot be checked out, and
+        PreviewSandboxError when confinement is required but bubblewrap cannot run here."""
+        kind = self._kind()
         self.previews_dir.mkdir(parents=True, exist_ok=True)
         await finish_despite_cancel(asyncio.to_thread(self._clear_stale, request.preview_id))
-        session = _Session(record=new_record(self.previews_dir, request.preview_id, request.repo_path))
+        # The sandbox's folder holds a Unix socket, whose path must stay short: it lives in the temp folder.
+        folder = tempfile.mkdtemp(prefix="spec2ship-preview-") if kind is Confinement.bubblewrap else None
+        record = new_record(self.previews_dir, request.preview_id, request.repo_path, sandbox_dir=folder)
+        confinement: PreviewConfinement = (
+            Bubblewrapped(worktree=Path(record.worktree), folder=Path(folder)) if folder is not None
+            else Unconfined(reason=unconfined_reason(self.sandbox_setting)))
+        session = _Session(record=record, confinement=confinement)
         write_record(self.previews_dir, session.record)  # before the worktree exists, so a crash leaves a trace
         try:
             return await self._run(session, request, heartbeat)
         finally:
             await finish_despite_cancel(self._teardown(session))
+
+    def _kind(self) -> Confinement:
+        try:
+            return sandbox.choose(self.sandbox_setting)
+        except SandboxUnavailable as error:
+            raise PreviewSandboxError(f"no preview was started: {error}") from error
 
     def _clear_stale(self, preview_id: str) -> None:
         """Sweep up dead workers' previews, and an earlier attempt of this very preview (a retry)."""
@@ -134,6 +156,7 @@ class LocalPreviewBackend:
         heartbeat(f"preview {request.preview_id}: checking out {request.head_sha[:12]}")
         checkout = asyncio.to_thread(_add_worktree, request.repo_path, str(worktree), request.head_sha)
         await finish_despite_cancel(checkout)  # a half-made worktree would race the teardown
+        await asyncio.to_thread(session.confinement.prepare)
         config = request.config
         readiness = _Readiness()
         if config is not None and config.start:
@@ -146,6 +169,7 @@ class LocalPreviewBackend:
             ready_after_s=readiness.after_s,
             start_error=readiness.error,
             log_tail=_read_tail(Path(session.record.log_path), request.output_cap_bytes),
+            confinement=session.confinement.note(),
             results=results,
         )
 
@@ -155,10 +179,10 @@ class LocalPreviewBackend:
         assert config.start is not None
         port = _free_port()
         command = config.start.replace("{port}", str(port))
-        env = self._env(request.preview_id) | {"PORT": str(port)}
+        env = self._env(session) | {"PORT": str(port)}
         with open(session.record.log_path, "ab") as log_file:
-            session.proc = await asyncio.create_subprocess_shell(
-                command,
+            session.proc = await asyncio.create_subprocess_exec(
+                *session.confinement.start_argv(command, port, env),
                 cwd=session.record.worktree,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -166,26 +190,23 @@ class LocalPreviewBackend:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        session.url = f"http://{_HOST}:{port}"
+        session.url, session.port = f"http://{HOST}:{port}", port
         session.record = session.record.model_copy(update={"pid": session.proc.pid, "pgid": session.proc.pid})
         write_record(self.previews_dir, session.record)
-        return await self._wait_ready(session.proc, session.url, config, heartbeat, request.preview_id)
+        return await self._wait_ready(session, config, heartbeat, request.preview_id)
 
     async def _wait_ready(
-        self,
-        proc: asyncio.subprocess.Process,
-        url: str,
-        config: PreviewConfig,
-        heartbeat: Heartbeat,
-        preview_id: str,
+        self, session: _Session, config: PreviewConfig, heartbeat: Heartbeat, preview_id: str
     ) -> _Readiness:
         """Poll the ready path until it answers 2xx, the start command exits, or ready_timeout passes."""
+        proc, url = session.proc, session.url
+        assert proc is not None and url is not None
         started = time.monotonic()
         deadline = started + config.ready_timeout
         exited = asyncio.create_task(proc.wait())
         last = "no answer yet"
         try:
-            async with httpx.AsyncClient(base_url=url, trust_env=False) as client:
+            async with session.confinement.client(url) as client:
                 while True:
                     if exited.done():
                         return _Readiness(
@@ -214,12 +235,16 @@ class LocalPreviewBackend:
     async def _check_all(
         self, session: _Session, request: PreviewRequest, readiness: _Readiness, heartbeat: Heartbeat
     ) -> list[CriterionResult]:
-        env = self._env(request.preview_id)
+        env = self._env(session)
         if session.url is not None:
-            env |= {"PREVIEW_URL": session.url, "PORT": session.url.rsplit(":", 1)[1]}
+            env |= {"PREVIEW_URL": session.url, "PORT": str(session.port)}
         cap = request.output_cap_bytes
         results: list[CriterionResult] = []
-        async with httpx.AsyncClient(base_url=session.url or f"http://{_HOST}", trust_env=False) as client:
+
+        def confine(command: str) -> list[str]:
+            return session.confinement.check_argv(command, session.port, env)
+
+        async with session.confinement.client(session.url or f"http://{HOST}") as client:
             for criterion in request.criteria:
                 heartbeat(f"preview {request.preview_id}: criterion {criterion.id}")
                 if criterion.kind == "http":
@@ -239,17 +264,18 @@ class LocalPreviewBackend:
                             heartbeat=heartbeat,
                             heartbeat_every_s=self.heartbeat_every_s,
                             grace_s=self.grace_s,
+                            wrap=confine,
                         )
                     )
         return results
 
-    def _env(self, preview_id: str) -> dict[str, str]:
+    def _env(self, session: _Session) -> dict[str, str]:
         """The worker's environment minus its secrets, plus the marker that lets the janitor find the processes."""
         inherited = {k: v for k, v in os.environ.items() if k in self.inherit_env or k.startswith("LC_")}
-        return inherited | {MARKER: preview_id}
+        return session.confinement.env(inherited, session.record.preview_id)
 
     async def _teardown(self, session: _Session) -> None:
-        """Stop every process of the preview, remove its worktree, log and record. Never raises:
+        """Stop every process of the preview, remove its worktree, sandbox folder, log and record. Never raises:
         a failure is logged and the record kept, so the janitor retries at the next worker start."""
         try:
             await asyncio.to_thread(self._dispose, session.record)
@@ -291,7 +317,7 @@ def _add_worktree(repo_path: str, worktree: str, head_sha: str) -> None:
 def _free_port() -> int:
     """A port the kernel just handed out; released again at once, so the preview can bind it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
+        sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
 

@@ -22,27 +22,44 @@ from activities.store.base import (
     StoreUnavailable,
 )
 from activities.store.cache import CachingStore
+from activities.store.sealed import NoKeys, SealedStore, Sealer
 
-__all__ = ["BlobCorrupt", "BlobMissing", "BlobStore", "ScopeUsage", "StoreError", "StoreMisconfigured",
-           "StoreUnavailable", "open_store", "store_failure"]
+__all__ = [
+    "BlobCorrupt",
+    "BlobMissing",
+    "BlobStore",
+    "ScopeUsage",
+    "Sealer",
+    "StoreError",
+    "StoreMisconfigured",
+    "StoreUnavailable",
+    "open_store",
+    "store_failure",
+]
 
 
-def open_store(data_dir: Path | None = None, settings: StoreSettings | None = None) -> BlobStore:
-    """The store these settings (default: the environment's) name; the folder backend defaults under `data_dir`."""
+def open_store(data_dir: Path | None = None, settings: StoreSettings | None = None,
+               sealer: Sealer | None = None) -> BlobStore:
+    """The store these settings (default: the environment's) name; the folder backend defaults under `data_dir`.
+
+    With a `sealer` (the payload codec's, when it is on) every blob is encrypted before it is stored; without
+    one, a sealed blob is refused with a message rather than misread. Reads go through an in-process cache."""
     try:
         chosen = settings or StoreSettings.from_env()
     except ValueError as error:
         raise StoreMisconfigured(str(error)) from None
+    backend: BlobStore
     if chosen.backend == "s3":
         from activities.store.s3 import S3Store
 
-        return CachingStore(S3Store(
-            chosen.bucket, chosen.prefix, endpoint_url=chosen.endpoint_url, region=chosen.region,
-            path_style=chosen.path_style, access_key_id=chosen.access_key_id,
-            secret_access_key=chosen.secret_access_key, session_token=chosen.session_token))
-    from activities.store.folder import FolderStore
+        backend = S3Store(chosen.bucket, chosen.prefix, endpoint_url=chosen.endpoint_url, region=chosen.region,
+                          path_style=chosen.path_style, access_key_id=chosen.access_key_id,
+                          secret_access_key=chosen.secret_access_key, session_token=chosen.session_token)
+    else:
+        from activities.store.folder import FolderStore
 
-    return CachingStore(FolderStore(chosen.folder_path(data_dir)))
+        backend = FolderStore(chosen.folder_path(data_dir))
+    return CachingStore(SealedStore(backend, sealer or NoKeys()))
 
 
 def store_failure(error: StoreError) -> ApplicationError:

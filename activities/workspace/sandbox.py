@@ -1,4 +1,4 @@
-"""Confinement of agent commands (and MCP servers) with bubblewrap, where the kernel allows it.
+"""Confinement of agent commands, MCP servers and local previews with bubblewrap, where the kernel allows it.
 
 Parsing a shell command cannot tell what `python tests/leak.py` will do; confinement can. A confined
 process sees a read-only system (/usr, /etc less its unreadable files, the Python it needs), the
@@ -43,8 +43,16 @@ class SandboxUnavailable(Exception):
     """Confinement was required (SPEC2SHIP_SANDBOX=bubblewrap) but cannot run on this machine."""
 
 
+class SharedFolder(BaseModel):
+    """A host folder shown at another path inside: how a preview and the worker share a Unix socket."""
+
+    host: Path
+    inside: str
+    writable: bool = False
+
+
 class SandboxMounts(BaseModel):
-    """What one confined process may see besides the system: found by the caller (tools.py)."""
+    """What one confined process may see besides the system: found by the caller (tools.py, preview/confined.py)."""
 
     workspace: Path
     workspace_read_only: bool = False
@@ -52,12 +60,19 @@ class SandboxMounts(BaseModel):
     hidden_files: list[Path] = Field(default_factory=list, description="Replaced by an unreadable device.")
     hidden_dirs: list[Path] = Field(default_factory=list, description="Replaced by an empty read-only folder.")
     read_only: list[Path] = Field(default_factory=list, description="Git internals and other read-only binds.")
+    shared: list[SharedFolder] = Field(default_factory=list)
+    root_read_only: bool = Field(
+        default=False, description="Also make the sandbox's own root read-only (no stray writes to /, /var, ...).")
     network: bool = False
 
 
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Never bound whole, even when PATH points into them: they hold other people's and the worker's secrets.
 _NEVER_WHOLE = {"/", "/home", "/root", "/tmp", "/var", "/var/tmp", "/run", "/srv", "/mnt", "/media", "/opt", "/etc"}
+
+
+# SPEC2SHIP_SANDBOX values that turn confinement off.
+OFF_SETTINGS = frozenset({"none", "off", "false", "0"})
 
 
 def setting() -> str:
@@ -68,7 +83,7 @@ def setting() -> str:
 def choose(requested: str | None = None) -> Confinement:
     """The confinement commands get on this machine, or SandboxUnavailable when one was required."""
     wanted = (requested or setting()).lower()
-    if wanted in {"none", "off", "false", "0"}:
+    if wanted in OFF_SETTINGS:
         return Confinement.none
     problem = bubblewrap_problem()
     if problem is None:
@@ -187,6 +202,10 @@ def bwrap_argv(mounts: SandboxMounts, env: dict[str, str], command: list[str]) -
     for path in mounts.hidden_dirs:
         if path.is_dir():
             argv += ["--tmpfs", str(path), "--remount-ro", str(path)]
+    for shared in mounts.shared:
+        argv += ["--bind" if shared.writable else "--ro-bind", str(shared.host), shared.inside]
+    if mounts.root_read_only:
+        argv += ["--remount-ro", "/"]
     argv += ["--chdir", str(mounts.workspace), "--clearenv"]
     for name, value in env.items():
         argv += ["--setenv", name, value]

@@ -62,8 +62,9 @@ async def test_set_then_show(served: list[str], dev_env: WorkflowEnvironment) ->
 
     table = await cli("show", team)
     assert table.exit_code == 0, table.output
-    row = next(line for line in table.output.splitlines() if team in line)
-    assert "week" in row and "200,000" in row and "$50.00" in row
+    lines = table.output.splitlines()
+    at = next(index for index, line in enumerate(lines) if team in line)
+    assert "200k of 200k" in lines[at] and "$50.00" in lines[at] and "week to" in lines[at + 1]
 
     # Changing the budget again keeps the workflow and replaces the limits.
     again = await cli("set", team, "--tokens", "1000")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pipeline_harness import running_workers
+from pipeline.pipeline_harness import running_workers
 from temporalio.testing import WorkflowEnvironment
 
 from workers.cli import run_command
@@ -53,6 +53,15 @@ def test_steering_a_run_that_does_not_exist_is_one_line(env: dict[str, str]) -> 
         done = _cli(env, verb[0], "spec2ship/nope/nope", *verb[1:], "--as", "bob")
         _one_line(done, 1, "no run 'spec2ship/nope/nope'")
     _one_line(_cli(env, "status", "spec2ship/nope/nope"), 1, "no run")
+
+
+@pytest.mark.parametrize(("variable", "value"), [("SPEC2SHIP_WORKFLOW_CACHE", "lots"),
+                                                  ("SPEC2SHIP_MAX_ACTIVITIES", "0"),
+                                                  ("SPEC2SHIP_METRICS_PORT", "99999")])
+def test_a_worker_setting_it_cannot_use_is_one_line_naming_the_variable(env: dict[str, str], variable: str,
+                                                                         value: str) -> None:
+    done = _cli({**env, variable: value}, "worker", "--shutdown-grace", "0", timeout=60)
+    _one_line(done, 1, f"{variable}={value!r}")
 
 
 def test_an_empty_name_or_team_is_one_line(env: dict[str, str]) -> None:

@@ -24,6 +24,7 @@ import yaml
 from activities.agents.registry import parse_registry
 from activities.config import StoreSettings
 from activities.workspace.mcp_tools import McpSettings
+from contracts.github import OWNER_PATTERN, REPO_PATTERN
 from deploy.render import RELEASE, RenderError, load_values, main, objects, render
 from deploy.render import lint as lint_chart
 from workers.cli import app
@@ -47,9 +48,12 @@ def rendered(request: pytest.FixtureRequest) -> tuple[Path, list[dict[str, Any]]
     return values_file, objects(render(CHART, load_values([values_file])))
 
 
+POD_OWNERS = ("Deployment", "StatefulSet", "Job")
+
+
 def containers(objs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     for obj in objs:
-        if obj["kind"] in ("Deployment", "Job"):
+        if obj["kind"] in POD_OWNERS:
             for container in obj["spec"]["template"]["spec"]["containers"]:
                 yield obj, container
 
@@ -190,7 +194,7 @@ def _secret_keys(objs: list[dict[str, Any]]) -> set[tuple[str, str]]:
             if ref:
                 keys.add((env["name"], ref["key"]))
     for obj in objs:
-        if obj["kind"] in ("Deployment", "Job"):
+        if obj["kind"] in POD_OWNERS:
             for volume in obj["spec"]["template"]["spec"].get("volumes", []):
                 for item in volume.get("secret", {}).get("items", []):
                     keys.add((volume["name"], item["key"]))
@@ -224,7 +228,7 @@ def test_every_secret_key_the_chart_reads_is_documented(rendered: tuple[Path, li
 
 def test_every_worker_drains_within_its_termination_grace_period(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
     _, objs = rendered
-    for deployment in by_kind(objs, "Deployment"):
+    for deployment in by_kind(objs, "Deployment") + by_kind(objs, "StatefulSet"):
         pod = deployment["spec"]["template"]["spec"]
         args = [str(arg) for arg in pod["containers"][0]["args"]]
         grace = float(args[args.index("--shutdown-grace") + 1])
@@ -299,14 +303,55 @@ def test_the_gpu_worker_has_its_own_queue_gpus_and_gpu_nodes() -> None:
 
 def test_the_webhook_is_replicated_behind_a_service_and_a_disruption_budget() -> None:
     objs = objects(render(CHART, load_values([CHART / "ci" / "cloud-apikey-values.yaml"])))
-    webhook = named(objs, "Deployment", "-webhook")
+    webhook = named(objs, "StatefulSet", "-webhook")
     assert webhook["spec"]["replicas"] == 2
     pdb = named(objs, "PodDisruptionBudget", "-webhook")
     assert pdb["spec"]["minAvailable"] == 1
     assert pdb["spec"]["selector"]["matchLabels"] == webhook["spec"]["selector"]["matchLabels"]
+    service = named(objs, "Service", "-webhook")
+    assert service["spec"]["selector"] == webhook["spec"]["selector"]["matchLabels"]
+    governing = named(objs, "Service", webhook["spec"]["serviceName"].removeprefix(RELEASE))
+    assert governing["spec"]["clusterIP"] == "None"
     [rule] = named(objs, "Ingress", "-webhook")["spec"]["rules"]
     assert rule["host"] == "spec2ship.example.com"
     assert [path["path"] for path in rule["http"]["paths"]] == ["/webhooks/github"]
+
+
+def _spool(webhook: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Where the webhook's container keeps its spool, and the mount that holds it."""
+    container = webhook["spec"]["template"]["spec"]["containers"][0]
+    path = next(e["value"] for e in container["env"] if e["name"] == "SPEC2SHIP_WEBHOOK_SPOOL")
+    [mount] = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"].rstrip("/") + "/")]
+    return path, mount
+
+
+def test_each_webhook_replica_keeps_its_spool_on_a_volume_claim_of_its_own() -> None:
+    objs = objects(render(CHART, load_values([CHART / "ci" / "selfhosted-mtls-values.yaml"])))
+    webhook = named(objs, "StatefulSet", "-webhook")
+    path, mount = _spool(webhook)
+    [claim] = webhook["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == mount["name"]
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast-ssd",
+                             "resources": {"requests": {"storage": "2Gi"}}}
+    assert mount["name"] not in {v["name"] for v in webhook["spec"]["template"]["spec"]["volumes"]}
+    assert not mount.get("readOnly") and path.endswith(".sqlite3")
+    env = {e["name"]: e.get("value") for e in webhook["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SPEC2SHIP_WEBHOOK_DRAIN_CONCURRENCY"] == "4"
+
+
+def test_without_persistence_the_spool_is_an_empty_dir() -> None:
+    objs = objects(render(CHART, load_values([CHART / "ci" / "gpu-keda-values.yaml"])))
+    webhook = named(objs, "StatefulSet", "-webhook")
+    _, mount = _spool(webhook)
+    assert "volumeClaimTemplates" not in webhook["spec"]
+    [volume] = [v for v in webhook["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume == {"name": mount["name"], "emptyDir": {"sizeLimit": "1Gi"}}
+
+
+def test_the_chart_checks_repository_names_as_the_code_does() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    repos = schema["properties"]["setup"]["properties"]["factory"]["properties"]["repos"]
+    assert repos["items"]["pattern"] == f"^{OWNER_PATTERN}/{REPO_PATTERN}$"
 
 
 def test_the_setup_job_is_a_post_install_and_upgrade_hook(rendered: tuple[Path, list[dict[str, Any]]]) -> None:
@@ -345,6 +390,10 @@ def test_rbac_grants_only_what_previews_need(rendered: tuple[Path, list[dict[str
     ({"gpuWorker": {"enabled": True}}, "/gpuWorker/model"),
     ({"temporal": {"address": "https://temporal:7233"}}, "/temporal/address"),
     ({"setup": {"factory": {"repos": ["not-a-repo"]}}}, "/setup/factory/repos/0"),
+    ({"setup": {"factory": {"repos": ["octo/.."]}}}, "/setup/factory/repos/0"),
+    ({"webhook": {"drainConcurrency": 0}}, "/webhook/drainConcurrency"),
+    ({"webhook": {"spool": {"persistence": {"enabled": True, "size": "lots", "storageClassName": "",
+                                            "accessModes": ["ReadWriteOnce"]}}}}, "/webhook/spool/persistence/size"),
     ({"previews": {"kubernetes": {"gitops": "fluxcd"}}}, "/previews/kubernetes/gitops"),
     ({"store": {"s3": {**MINIMAL["store"]["s3"], "bucket": ""}}}, "/store/s3/bucket"),
     ({"store": {"backend": "folder"}}, "/store/folder/claim"),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import free_port, get
+from doubles.processes import free_port, get
 from temporalio.testing import WorkflowEnvironment
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 import yaml
+from doubles.processes import free_port, start, stop, wait_for_status
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from oteltap import OtelTapHttpProtobufReceiver, OtelTapHttpProtobufReceiverSettings
-from processes import free_port, start, stop, wait_for_status
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.agents import AgentChoice

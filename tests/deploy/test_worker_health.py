@@ -16,8 +16,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from doubles.processes import free_port, get, start, stop, wait_for_status
 from doubles.tiny_model import build_tiny_model, skip_without_gpu_extra
-from processes import free_port, get, start, stop, wait_for_status
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -66,15 +66,17 @@ async def test_the_cpu_worker_answers_its_probes_and_stops_cleanly_on_sigterm(
 async def test_the_webhook_server_answers_its_probes_and_stops_cleanly_on_sigterm(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    port, log = free_port(), tmp_path / "webhook.log"
-    env = _env(dev_env, f"health-{uuid.uuid4()}", SPEC2SHIP_WEBHOOK_SECRET="probe-test-secret")
+    port, log, spool = free_port(), tmp_path / "webhook.log", tmp_path / "spool.sqlite3"
+    env = _env(dev_env, f"health-{uuid.uuid4()}", SPEC2SHIP_WEBHOOK_SECRET="probe-test-secret",
+               SPEC2SHIP_WEBHOOK_SPOOL=str(spool))
     process = start(["webhook", "serve", "--host", "127.0.0.1", "--port", str(port), "--shutdown-grace", "5"],
                     env, log)
     try:
         base = f"http://127.0.0.1:{port}"
         await asyncio.to_thread(wait_for_status, f"{base}/healthz", 200, process, log)
         ready = await asyncio.to_thread(wait_for_status, f"{base}/readyz", 200, process, log)
-        assert ready.json()["reason"] == "Temporal is reachable"
+        assert ready.json()["spool"]["pending"] == 0  # ready: deliveries can be spooled
+        assert spool.exists()
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(process.wait, 10)

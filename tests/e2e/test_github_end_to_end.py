@@ -6,7 +6,7 @@ this event loop, receiving signed deliveries built from the fake's own JSON.
    pushes the branch, opens a PR linked to the issue, posts its evidence, and waits at L3 with
    `spec2ship:awaiting-human`. A reader's `/spec2ship approve` gets a reply and changes nothing; a
    collaborator's merges the PR (label `spec2ship:merged`, status success). A redelivered label starts
-   no second run, in the same server or a restarted one.
+   no second run, in the same server (its spool knows the delivery) or another replica (Temporal does).
 2. A PR merged by a person while the run waits ends the run as merged (the coder comes from
    SPEC2SHIP_DEFAULT_CODER, the fallback when the registry has no model for the role).
 3. A FactoryRun lists a labelled issue whose spec is invalid; its run answers on the issue, naming
@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +36,7 @@ from e2e_world import (
     MAINTAINER,
     READER,
     SECRET,
+    Delivery,
     GitHubWorld,
     coder_script,
     deliver,
@@ -42,6 +44,7 @@ from e2e_world import (
     spec_body,
     status_when,
 )
+from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -66,10 +69,23 @@ class E2E:
     github: GitHubWorld
     client: Client
     webhook: httpx.AsyncClient
+    app: FastAPI
     queue: str
     service: str
     team: str
     folder: Path
+
+    async def handled(self, delivery: Delivery, app: FastAPI | None = None,
+                      webhook: httpx.AsyncClient | None = None) -> dict[str, Any]:
+        """Deliver, wait until the webhook's drain is idle, and return what was done: the drain's outcome
+        (`acted`, `refused`, `ignored`, with its reason and ids) or, when nothing was spooled, the answer."""
+        app, webhook = app or self.app, webhook or self.webhook
+        answer = await deliver(webhook, delivery)
+        await app.state.drain.until_idle()
+        row = await app.state.spool.row(delivery.headers()["X-GitHub-Delivery"])
+        if answer["status"] != "queued" or row is None or row.outcome is None:
+            return answer
+        return {"status": row.outcome.disposition.value, **row.outcome.model_dump(exclude={"disposition", "replies"})}
 
     @property
     def fake(self) -> FakeGitHub:
@@ -121,10 +137,13 @@ async def e2e(
         async def temporal() -> Client:
             return dev_env.client
 
+        app = create_app(WebhookSettings.from_env(), temporal)
         try:
-            async with served(create_app(WebhookSettings.from_env(), temporal), timeout=30) as webhook:
-                yield E2E(github, dev_env.client, webhook, queue, f"shop-{suffix}", f"payments-{suffix}", folder)
+            async with served(app, timeout=30) as webhook:
+                yield E2E(github, dev_env.client, webhook, app, queue, f"shop-{suffix}", f"payments-{suffix}", folder)
         finally:
+            await app.state.drain.stop()
+            app.state.spool.close()
             await asyncio.gather(*(worker.shutdown() for worker in workers), return_exceptions=True)
             for task in running:
                 task.cancel()
@@ -146,7 +165,7 @@ async def test_a_labelled_issue_ships_and_a_collaborator_approves_it(world: E2E)
     issue = fake.add_issue(repo, title, spec_body(world.service, world.team), labels=[LABEL], author="alice")
 
     labeled = await github.labeled(repo, issue, by=LEAD)
-    started = await deliver(world.webhook, labeled)
+    started = await world.handled(labeled)
     assert (started["status"], started["workflow_id"]) == ("acted", f"spec2ship/{repo}/issues/{issue}")
     handle = world.handle(repo, issue)
     waiting = await status_when(handle, lambda s: s.has_decision, "the run's decision")
@@ -176,7 +195,7 @@ async def test_a_labelled_issue_ships_and_a_collaborator_approves_it(world: E2E)
                               if "waiting for a human decision" in b and "@maintainer" in b], "the waiting note")
 
     # A reader cannot steer: a reply on the thread, nothing changes.
-    refused = await deliver(world.webhook, await github.commented(repo, issue, "/spec2ship approve", by=READER))
+    refused = await world.handled(await github.commented(repo, issue, "/spec2ship approve", by=READER))
     assert refused["status"] == "refused"
     reply = await eventually(
         lambda: next((b for b in github.bot_comments(repo, issue) if b.startswith(f"@{READER}")), None),
@@ -187,7 +206,7 @@ async def test_a_labelled_issue_ships_and_a_collaborator_approves_it(world: E2E)
     assert not fake.pulls(repo)[0].pull.merged  # type: ignore[union-attr]
 
     # Four eyes: whoever labelled the issue asked for the change, and cannot approve it themselves.
-    own = await deliver(world.webhook, await github.commented(repo, pull.number, "/spec2ship approve", by=LEAD))
+    own = await world.handled(await github.commented(repo, pull.number, "/spec2ship approve", by=LEAD))
     assert own["status"] == "refused"
     own_reply = await eventually(
         lambda: next((b for b in github.bot_comments(repo, pull.number) if b.startswith(f"@{LEAD}")), None),
@@ -197,7 +216,7 @@ async def test_a_labelled_issue_ships_and_a_collaborator_approves_it(world: E2E)
 
     # Another collaborator with write permission approves, on the PR: the run merges it.
     approve = await github.commented(repo, pull.number, "/spec2ship approve evidence reviewed", by=MAINTAINER)
-    assert (await deliver(world.webhook, approve))["status"] == "acted"
+    assert (await world.handled(approve))["status"] == "acted"
     done = await asyncio.wait_for(handle.result(), 120)
     assert done.state is RunState.merged, done.reasons
     assert done.human_actions == [f"approve by {MAINTAINER}: evidence reviewed"]
@@ -211,14 +230,20 @@ async def test_a_labelled_issue_ships_and_a_collaborator_approves_it(world: E2E)
     assert [s.state for s in fake.statuses(repo, head) if s.context == STATUS_CONTEXT][-1] == "success"
     assert fake.issue(repo, issue).state == "closed"  # `Closes #N` did its part
 
-    # GitHub redelivers the label: the same server answers from its delivery log ...
-    assert (await deliver(world.webhook, labeled))["status"] == "duplicate"
-    # ... and a restarted server (an empty log) is told by Temporal that the run already finished.
+    # GitHub redelivers the label: the same server knows the delivery from its spool ...
+    assert (await world.handled(labeled))["status"] == "duplicate"
+    # ... and another replica (a spool of its own) is told by Temporal that the run already finished.
     async def temporal() -> Client:
         return world.client
 
-    async with served(create_app(WebhookSettings.from_env(), temporal), timeout=30) as restarted:
-        again = await deliver(restarted, labeled)
+    replica = create_app(WebhookSettings.from_env().model_copy(update={"spool_path": world.folder / "replica.sqlite3"}),
+                         temporal)
+    try:
+        async with served(replica, timeout=30) as other:
+            again = await world.handled(labeled, replica, other)
+    finally:
+        await replica.state.drain.stop()
+        replica.state.spool.close()
     assert again["status"] == "refused" and "already finished" in again["reason"]
     runs = [run async for run in world.client.list_workflows(f"WorkflowId = '{handle.id}'")]
     assert len(runs) == 1
@@ -234,19 +259,19 @@ async def test_a_pull_request_merged_elsewhere_ends_the_waiting_run_as_merged(
     monkeypatch.setenv("SPEC2SHIP_DEFAULT_CODER", f"scripted:{world.folder / 'coder.yaml'}")
     repo = world.repo()
     issue = fake.add_issue(repo, "Health docs, merged by hand", spec_body(world.service, world.team), labels=[LABEL])
-    first = await deliver(world.webhook, await github.labeled(repo, issue))
+    first = await world.handled(await github.labeled(repo, issue))
     handle = world.handle(repo, issue)
     waiting = await status_when(handle, lambda s: s.has_decision, "the run's decision")
     assert waiting.state is RunState.awaiting_human, waiting.reasons
     # Labelled again (a new delivery) while the run is open: the delivery joins the open run.
-    second = await deliver(world.webhook, await github.labeled(repo, issue))
+    second = await world.handled(await github.labeled(repo, issue))
     assert second["status"] == "acted" and second["run_id"] == first["run_id"]
     evidence = await handle.query(EVIDENCE, result_type=str)
     assert "from SPEC2SHIP_DEFAULT_CODER" in evidence
 
     [pull] = fake.pulls(repo)
     await github.api("PUT", f"/repos/{repo}/pulls/{pull.number}/merge", as_user=MAINTAINER, body={})
-    closed = await deliver(world.webhook, await github.pull_request_closed(repo, pull.number, by=MAINTAINER))
+    closed = await world.handled(await github.pull_request_closed(repo, pull.number, by=MAINTAINER))
     assert (closed["status"], closed["reason"]) == ("acted", "signalled pr_closed")
 
     done = await asyncio.wait_for(handle.result(), 60)

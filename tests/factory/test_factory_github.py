@@ -16,7 +16,7 @@ from doubles.github_keys import app_key_pair
 from doubles.github_openapi import GitHubOpenApi, NpmUnavailable
 from doubles.github_server import FakeGitHub
 from pydantic import SecretStr
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
@@ -27,8 +27,9 @@ from activities.forge.github_auth import GitHubAuth
 from activities.forge.registry import close_forges
 from contracts.activities import implementations
 from contracts.factory import FactoryReport, FactoryRunInput, ListReadyIssuesInput, ReadyIssue, SkippedIssue, StartedRun
-from contracts.forge import ForgeKind, RepoRef
-from contracts.names import FACTORY_RUN
+from contracts.forge import STATUS_LABELS, ForgeKind, RepoRef, SpecSource
+from contracts.names import FACTORY_RUN, SPEC_TO_SHIP
+from contracts.runs import SpecToShipInput
 from workflows.factory_run import FactoryRun
 
 BOT = "spec2ship-bot"
@@ -135,6 +136,20 @@ def test_a_repository_out_of_reach_is_a_problem_and_a_rate_limit_a_retry(
     assert limited.value.next_retry_delay == timedelta(seconds=45)
 
 
+async def factory_pass(client: Client, auth: GitHubAuth, repo: str, task_queue: str, runs_queue: str,
+                       max_in_flight: int) -> FactoryReport:
+    """One FactoryRun over `repo` with the real activities on the fake GitHub; runs start on `runs_queue`."""
+    factory = FactoryActivities(client, issues=GitHubIssues(auth, throttle=False))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        async with Worker(client, task_queue=task_queue, workflows=[FactoryRun], activities=implementations(factory),
+                          activity_executor=pool):
+            report: FactoryReport = await client.execute_workflow(
+                FACTORY_RUN, FactoryRunInput(repos=[repo], label=LABEL, max_in_flight=max_in_flight,
+                                             task_queue=runs_queue),
+                id=f"factory-{uuid.uuid4()}", task_queue=task_queue, result_type=FactoryReport)
+    return report
+
+
 async def test_a_factory_run_starts_the_issues_github_lists_as_ready(
     dev_env: WorkflowEnvironment, fake: FakeGitHub, repo: str, auth: GitHubAuth, task_queue: str, tmp_path: Path
 ) -> None:
@@ -144,13 +159,7 @@ async def test_a_factory_run_starts_the_issues_github_lists_as_ready(
     pull = pull_request_with_label(fake, auth, repo, tmp_path)
     runs_queue = f"{task_queue}-runs"  # nobody polls it: the started runs stay in flight
 
-    factory = FactoryActivities(client, issues=GitHubIssues(auth, throttle=False))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        async with Worker(client, task_queue=task_queue, workflows=[FactoryRun], activities=implementations(factory),
-                          activity_executor=pool):
-            report: FactoryReport = await client.execute_workflow(
-                FACTORY_RUN, FactoryRunInput(repos=[repo], label=LABEL, max_in_flight=2, task_queue=runs_queue),
-                id=f"factory-{uuid.uuid4()}", task_queue=task_queue, result_type=FactoryReport)
+    report = await factory_pass(client, auth, repo, task_queue, runs_queue, max_in_flight=2)
 
     def run_id(number: int) -> str:
         return f"spec2ship/{repo}/issues/{number}"
@@ -164,3 +173,36 @@ async def test_a_factory_run_starts_the_issues_github_lists_as_ready(
         assert (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
         await handle.terminate("test over")
     assert pull not in {run.issue for run in report.started} | {skip.issue for skip in report.skipped}
+
+
+async def test_the_schedule_is_the_webhooks_safety_net_and_restarts_no_run_that_ended(
+    dev_env: WorkflowEnvironment, fake: FakeGitHub, repo: str, auth: GitHubAuth, task_queue: str
+) -> None:
+    """A labelled open issue with no run gets one (its delivery was lost, or never sent); one whose run ended
+    does not, whether Temporal still holds that run or has forgotten it and only the issue's label tells."""
+    client = dev_env.client
+    missed = fake.add_issue(repo, "labelled while the webhook was down", "body", labels=[LABEL])
+    forgotten = fake.add_issue(repo, "rejected long ago", "body", labels=[LABEL, STATUS_LABELS["rejected"]])
+    ended = fake.add_issue(repo, "rejected last week", "body", labels=[LABEL])
+    runs_queue = f"{task_queue}-runs"
+
+    def run_id(number: int) -> str:
+        return f"spec2ship/{repo}/issues/{number}"
+
+    run_input = SpecToShipInput(repo=RepoRef(kind=ForgeKind.github, location=repo), spec=SpecSource(kind="issue"))
+    earlier = await client.start_workflow(SPEC_TO_SHIP, run_input, id=run_id(ended), task_queue=runs_queue)
+    await earlier.terminate("test: the run ended")
+
+    listed = GitHubIssues(auth, throttle=False).ready_issues(repo, LABEL)
+    assert [(issue.number, issue.status_label) for issue in listed] == [
+        (missed, None), (forgotten, STATUS_LABELS["rejected"]), (ended, None)]
+
+    report = await factory_pass(client, auth, repo, task_queue, runs_queue, max_in_flight=5)
+
+    assert report.started == [StartedRun(repo=repo, issue=missed, workflow_id=run_id(missed))]
+    assert report.skipped == [
+        SkippedIssue(repo=repo, issue=forgotten, reason="it had a run (it carries 'spec2ship:rejected'), which "
+                     "Temporal no longer holds; label the issue again to start a new one"),
+        SkippedIssue(repo=repo, issue=ended, reason=f"its run terminated: {run_id(ended)}"),
+    ]
+    await client.get_workflow_handle(run_id(missed)).terminate("test over")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from activities.forge.local import LocalForge
+from contracts.forge import PullRequest
 from workers.sample.repo import git as sample_git
 
 FIRST_FILES = {"README.md": "# demo\n", "app.py": "print('hello')\n"}
@@ -34,6 +36,14 @@ def commit(cwd: Path, files: Mapping[str, str], message: str) -> str:
     return git(cwd, "rev-parse", "HEAD")
 
 
+def make_branch(repo: Path, name: str, files: Mapping[str, str]) -> str:
+    """A branch with one commit on top of main, made in the main worktree (which ends back on main)."""
+    git(repo, "switch", "-q", "-c", name)
+    sha = commit(repo, files, f"work on {name}")
+    git(repo, "switch", "-q", "main")
+    return sha
+
+
 def make_repo(root: Path, second: Mapping[str, str], branch: str = "main") -> Path:
     """`root/repo` with two commits on `branch`: FIRST_FILES, then `second`."""
     repo = root / "repo"
@@ -42,3 +52,14 @@ def make_repo(root: Path, second: Mapping[str, str], branch: str = "main") -> Pa
     commit(repo, FIRST_FILES, "first")
     commit(repo, second, "second")
     return repo
+
+
+def open_change(forge: LocalForge, root: Path, files: Mapping[str, str], branch: str = "feature") -> PullRequest:
+    """A pull request for `branch`, made as a run makes one: a workspace, a published commit, a PR."""
+    dest = root / f"ws-{branch.replace('/', '-')}"
+    forge.prepare_workspace(branch, dest)
+    for name, text in files.items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_text(text)
+    forge.publish_branch(dest, branch, f"change on {branch}")
+    return forge.open_pull_request(branch, f"Change {branch}", "body")

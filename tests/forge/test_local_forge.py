@@ -10,7 +10,7 @@ from pathlib import Path
 
 import local_git_repo
 import pytest
-from local_git_repo import commit, git, isolate_git
+from local_git_repo import commit, git, isolate_git, make_branch
 
 from activities.forge.base import ForgeError
 from activities.forge.gitcli import Git
@@ -33,14 +33,6 @@ def _isolated_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def make_repo(root: Path, branch: str = "main") -> Path:
     return local_git_repo.make_repo(root, {"specs/change.yaml": "intent: say goodbye\n"}, branch)
-
-
-def make_branch(repo: Path, name: str, files: dict[str, str]) -> str:
-    """A branch with one commit on top of main, made in the main worktree (which ends back on main)."""
-    git(repo, "switch", "-q", "-c", name)
-    sha = commit(repo, files, f"work on {name}")
-    git(repo, "switch", "-q", "main")
-    return sha
 
 
 @pytest.fixture

@@ -1,42 +1,26 @@
-"""Merging on the local forge: real merge commits, idempotency, and a user's working tree left alone."""
+"""Merging on the local forge: real merge commits, idempotency, and the outcomes a workflow must handle.
+
+How a checkout of the base branch follows a merge is in test_local_forge_checkout.py.
+"""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
-from local_git_repo import commit, git, isolate_git, make_repo
+from local_git_repo import commit, git, make_repo, open_change
 
 from activities.forge.base import ForgeError
 from activities.forge.local import LocalForge, get_pull_request_record
-from contracts.forge import MergeOutcome, PullRequest, PullRequestState
+from contracts.forge import MergeOutcome, PullRequestState
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No global git config, and a private temp folder so leftovers of a merge can be seen."""
-    isolate_git(monkeypatch, tmp_path)
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return scratch
+pytestmark = pytest.mark.usefixtures("scratch")
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path, {"notes.txt": "notes\n"})
-
-
-def open_change(forge: LocalForge, tmp_path: Path, files: dict[str, str], branch: str = "feature") -> PullRequest:
-    dest = tmp_path / f"ws-{branch}"
-    forge.prepare_workspace(branch, dest)
-    for name, text in files.items():
-        (dest / name).write_text(text)
-    forge.publish_branch(dest, branch, f"change on {branch}")
-    return forge.open_pull_request(branch, f"Change {branch}", "body")
 
 
 def worktree_count(repo: Path) -> int:
@@ -66,37 +50,6 @@ def test_merge_in_a_clean_main_worktree(repo: Path, tmp_path: Path) -> None:
     assert git(repo, "rev-parse", "main") == result.merge_sha
 
 
-def test_merge_leaves_a_dirty_main_worktree_alone(repo: Path, tmp_path: Path, _isolated: Path) -> None:
-    forge = LocalForge(repo)
-    before = git(repo, "rev-parse", "main")
-    pr = open_change(forge, tmp_path, {"feature.txt": "new\n", "app.py": "print('bye')\n"})
-    (repo / "README.md").write_text("# my local edit\n")
-    (repo / "untracked.txt").write_text("mine\n")
-
-    result = forge.merge(pr)
-    assert result.outcome is MergeOutcome.merged
-    assert git(repo, "rev-parse", "main") == result.merge_sha
-    assert git(repo, "log", "-1", "--format=%P", "main").split() == [before, pr.head_sha]
-    assert git(repo, "show", "main:feature.txt") == "new"
-    # The user's files are exactly as they were: edits kept, nothing checked out over them.
-    assert (repo / "README.md").read_text() == "# my local edit\n"
-    assert (repo / "untracked.txt").read_text() == "mine\n"
-    assert (repo / "app.py").read_text() == "print('hello')\n"
-    assert not (repo / "feature.txt").exists()
-    assert worktree_count(repo) == 2  # main and the PR's workspace: no scratch worktree left
-    assert list(_isolated.iterdir()) == []
-    assert forge.merge(pr).outcome is MergeOutcome.already_merged
-
-    # The message tells the user how to bring the lagging worktree up to date, and the advice works.
-    recipe = result.message.split("run `")[1].split("`")[0]
-    subprocess.run(recipe, shell=True, cwd=repo, check=True, capture_output=True)
-    assert git(repo, "diff", "--cached", "--name-only") == ""  # nothing staged: index matches main again
-    assert git(repo, "diff", "--name-only") == "README.md"
-    assert git(repo, "ls-files", "--others") == "untracked.txt"
-    assert (repo / "feature.txt").read_text() == "new\n"
-    assert (repo / "README.md").read_text() == "# my local edit\n"
-
-
 def test_merge_when_the_main_worktree_is_on_another_branch(repo: Path, tmp_path: Path) -> None:
     forge = LocalForge(repo)
     pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
@@ -110,7 +63,7 @@ def test_merge_when_the_main_worktree_is_on_another_branch(repo: Path, tmp_path:
 
 @pytest.mark.parametrize("dirty", [False, True], ids=["clean-main", "dirty-main"])
 def test_conflict_is_not_mergeable_and_leaves_nothing_behind(
-    repo: Path, tmp_path: Path, _isolated: Path, dirty: bool
+    repo: Path, tmp_path: Path, scratch: Path, dirty: bool
 ) -> None:
     forge = LocalForge(repo)
     pr = open_change(forge, tmp_path, {"app.py": "print('from the branch')\n"})
@@ -127,7 +80,7 @@ def test_conflict_is_not_mergeable_and_leaves_nothing_behind(
     assert git(repo, "status", "--porcelain") == status_before
     assert (repo / "app.py").read_text() == "print('from main')\n"
     assert worktree_count(repo) == 2
-    assert list(_isolated.iterdir()) == []
+    assert list(scratch.iterdir()) == []
     record = get_pull_request_record(repo, pr.number)
     assert record is not None and record.state is PullRequestState.open
 
@@ -142,6 +95,8 @@ def test_head_changed_since_validation(repo: Path, tmp_path: Path) -> None:
     result = forge.merge(validated)
     assert result.outcome is MergeOutcome.head_changed
     assert validated.head_sha[:12] in result.message
+    assert result.pr is not None and result.pr.state is PullRequestState.open
+    assert result.pr.head_sha == git(repo, "rev-parse", "feature")
     assert git(repo, "rev-parse", "main") == before
 
     current = forge.find_pull_request("feature")
@@ -177,8 +132,11 @@ def test_rebase_is_refused_and_closed_is_reported(repo: Path, tmp_path: Path) ->
     pr = open_change(forge, tmp_path, {"feature.txt": "new\n"})
     with pytest.raises(ForgeError, match="not a rebase"):
         forge.merge(pr, method="rebase")
-    forge.close_pull_request(pr, "no longer wanted")
-    assert forge.merge(pr).outcome is MergeOutcome.closed
+    closed = forge.close_pull_request(pr, "no longer wanted")
+    assert closed.state is PullRequestState.closed
+    result = forge.merge(pr)
+    assert result.outcome is MergeOutcome.closed
+    assert result.pr is not None and result.pr.state is PullRequestState.closed
 
 
 def test_merge_in_a_bare_repository(tmp_path: Path, repo: Path) -> None:

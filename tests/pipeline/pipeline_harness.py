@@ -15,6 +15,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHandle
 
+from activities.preview.base import PreviewBackend
 from contracts.agents import AgentChoice
 from contracts.forge import ForgeKind, RepoRef
 from contracts.names import spec_to_ship_id
@@ -24,9 +25,11 @@ from workers.worker import build_workers, run_workers
 
 
 @contextlib.asynccontextmanager
-async def running_workers(client: Client, data_dir: Path, queue: str) -> AsyncIterator[None]:
+async def running_workers(client: Client, data_dir: Path, queue: str,
+                          preview: PreviewBackend | None = None) -> AsyncIterator[None]:
     stop = asyncio.Event()
-    workers = build_workers(client, data_dir=data_dir, task_queue=queue, identity=f"test-{uuid.uuid4().hex[:6]}")
+    workers = build_workers(client, data_dir=data_dir, task_queue=queue, identity=f"test-{uuid.uuid4().hex[:6]}",
+                            preview=preview)
     running = asyncio.create_task(run_workers(workers, stop))
     try:
         yield

@@ -130,11 +130,23 @@ async def four_eyes(client: Client, queue: str, tmp: Path) -> str:
     return handle.id
 
 
+async def admission_by_signal(client: Client, queue: str, tmp: Path) -> str:
+    """Any run today is admitted by signal: the L3 docs run, approved."""
+    paths = build_sample(tmp)
+    handle = await start_run(client, queue, paths["repo"], paths["document-hello.md"],
+                             AgentChoice(coder=f"scripted:{paths['coder-docs.yaml']}"))
+    await wait_for_decision(handle)
+    await handle.execute_update(APPROVE, HumanAction(actor="bob", reason="recorded"))
+    await handle.result()
+    return handle.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "offer-mcp-tools": offer_mcp_tools, "cli-agent-coder": cli_agent_coder,
     "count-tool-denials": count_tool_denials, "tell-issue-no-coder": tell_issue_no_coder,
     "stage-failure-ends-run": stage_failure_ends_run, "four-eyes": four_eyes,
     "conversation-in-store": conversation_in_store,
+    "admission-by-signal": admission_by_signal,
 }
 
 

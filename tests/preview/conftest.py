@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from preview_fixtures import AppRepo, Processes, make_app_repo
+from preview_fixtures import MODES, AppRepo, Processes, make_app_repo
 
 
 @pytest.fixture
@@ -16,3 +16,10 @@ def app_repo(tmp_path: Path) -> AppRepo:
 @pytest.fixture
 def procs() -> Processes:
     return Processes()
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    """SPEC2SHIP_SANDBOX for one test: `bubblewrap` (skipped with the reason where it cannot run) and `none`."""
+    value: str = request.param
+    return value

@@ -11,9 +11,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from activities.preview.janitor import marked_processes
+from activities.workspace import sandbox
 from workers.sample.repo import git
 
 PY = sys.executable
+NEEDS_BWRAP = pytest.mark.skipif(sandbox.bubblewrap_problem() is not None,
+                                 reason=f"bubblewrap cannot run here: {sandbox.bubblewrap_problem()}")
+MODES = [pytest.param("bubblewrap", marks=NEEDS_BWRAP), "none"]
 
 APP = textwrap.dedent(
     """
@@ -87,6 +92,11 @@ def make_app_repo(tmp_path: Path) -> AppRepo:
 
 class Processes:
     """Checks that a process group is gone; handed to tests as the `procs` fixture."""
+
+    @staticmethod
+    def assert_preview_gone(preview_id: str) -> None:
+        """No live process carries the preview's marker (inside a sandbox too, where pids and groups differ)."""
+        assert marked_processes(preview_id) == []
 
     @staticmethod
     def assert_group_gone(pgid: int) -> None:

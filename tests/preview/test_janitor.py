@@ -99,6 +99,20 @@ def test_previews_of_a_live_owner_stay_until_forced(leftovers: Leftovers) -> Non
     assert leftovers.gone(record)
 
 
+def test_a_dead_workers_sandbox_folder_goes_with_its_preview(leftovers: Leftovers, dead_owner: int) -> None:
+    folder = leftovers.previews.parent / "sandbox-of-crashed-3"
+    (folder / "tmp").mkdir(parents=True)
+    (folder / "tmp" / "left.txt").write_text("what the app wrote to its /tmp")
+    record = leftovers.preview("crashed-3", dead_owner, None)
+    write_record(leftovers.previews, record.model_copy(update={"sandbox_dir": str(folder)}))
+
+    removed = reap_previews(leftovers.previews, force=False, grace_s=0.5)
+
+    assert removed == [f"removed worktree {record.worktree}", f"removed sandbox folder {folder}"]
+    assert not folder.exists()
+    assert leftovers.gone(record)
+
+
 def test_a_recycled_owner_pid_does_not_count_as_alive(leftovers: Leftovers) -> None:
     record = leftovers.preview("recycled", os.getpid(), None)
     write_record(leftovers.previews, record.model_copy(update={"owner_started_at": psutil.boot_time() - 10}))

@@ -63,18 +63,21 @@ class PreviewUntilStopped:
 
 
 async def test_workflow_cancellation_tears_the_preview_down(
-    dev_client: Client, task_queue: str, tmp_path: Path, app_repo: AppRepo, procs: Processes
+    dev_client: Client, task_queue: str, tmp_path: Path, app_repo: AppRepo, procs: Processes, mode: str
 ) -> None:
     state = tmp_path / "state"
-    pgid_file = tmp_path / "criterion.pgid"
+    # In the worktree: the one place a sandboxed command may write. In a sandbox, $$ is a pid of its own
+    # namespace, so only the unconfined run checks the command's group by number.
+    pgid_file = state / "previews" / "wf1" / "criterion.pgid"
     request = PreviewRequest(
         preview_id="wf1",
         repo_path=str(app_repo.path),
         head_sha=app_repo.good,
         config=PreviewConfig(start=f"exec {PY} app.py {{port}}", ready="/health", ready_timeout=10),
-        criteria=[AcceptanceCriterion(id="hang", run=f"echo $$ > {pgid_file}; exec sleep 60", timeout=90)],
+        criteria=[AcceptanceCriterion(id="hang", run="echo $$ > criterion.pgid; exec sleep 60", timeout=90)],
     )
-    activities = PreviewActivities(LocalPreviewBackend(state, grace_s=0.5, heartbeat_every_s=0.2))
+    backend = LocalPreviewBackend(state, grace_s=0.5, heartbeat_every_s=0.2, confinement=mode)
+    activities = PreviewActivities(backend)
     async with Worker(
         dev_client, task_queue=task_queue, workflows=[PreviewUntilStopped], activities=[activities.run_preview]
     ):
@@ -84,11 +87,14 @@ async def test_workflow_cancellation_tears_the_preview_down(
         async with asyncio.timeout(30):  # a guard against hanging the suite, not a timing assertion
             while not (pgid_file.exists() and pgid_file.read_text().strip()):
                 await asyncio.sleep(0.05)
+        criterion_pgid = int(pgid_file.read_text())
         server_pgid = json.loads((state / "previews" / "wf1.json").read_text())["pgid"]
         await handle.signal(PreviewUntilStopped.stop_preview)
         assert await handle.result() == "CancelledError"
 
     procs.assert_group_gone(server_pgid)
-    procs.assert_group_gone(int(pgid_file.read_text()))
+    if mode == "none":
+        procs.assert_group_gone(criterion_pgid)
+    procs.assert_preview_gone("wf1")
     assert not (state / "previews" / "wf1").exists() and not (state / "previews" / "wf1.json").exists()
     assert app_repo.worktrees() == [str(app_repo.path)]

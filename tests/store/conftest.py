@@ -13,6 +13,7 @@ from doubles.s3_server import S3Server, s3_server
 from activities.config import StoreSettings
 from activities.store import BlobStore, open_store
 from activities.store.cache import CachingStore
+from activities.store.sealed import SealedStore
 from contracts.store import BlobRef
 
 
@@ -40,9 +41,7 @@ def _folder(tmp_path: Path) -> Backend:
         (root / scope_folder_name(ref.scope) / ref.sha256).write_bytes(data)
 
     env = {"SPEC2SHIP_STORE": "folder", "SPEC2SHIP_STORE_DIR": str(root)}
-    opened = open_store(settings=StoreSettings(backend="folder", folder=str(root)))
-    assert isinstance(opened, CachingStore), "workers read the folder through the in-process cache"
-    return Backend(opened.inner, overwrite, env)  # the contract is the backend's own; the cache is tested apart
+    return Backend(_backend_of(open_store(settings=StoreSettings(backend="folder", folder=str(root)))), overwrite, env)
 
 
 def _s3(server: S3Server) -> Backend:
@@ -57,9 +56,14 @@ def _s3(server: S3Server) -> Backend:
     settings = StoreSettings(backend="s3", bucket=bucket, prefix=prefix, endpoint_url=server.endpoint,
                              region="us-east-1", path_style=True, access_key_id=env["SPEC2SHIP_STORE_ACCESS_KEY_ID"],
                              secret_access_key=env["SPEC2SHIP_STORE_SECRET_ACCESS_KEY"])
-    opened = open_store(settings=settings)
-    assert isinstance(opened, CachingStore), "workers read S3 through the in-process cache"
-    return Backend(opened.inner, overwrite, env)  # the contract is the backend's own; the cache is tested apart
+    return Backend(_backend_of(open_store(settings=settings)), overwrite, env)
+
+
+def _backend_of(opened: BlobStore) -> BlobStore:
+    """The backend itself under the cache and the sealing layer: the contract is the backend's own (the layers
+    are tested apart), and a test may look at the bytes exactly as stored."""
+    assert isinstance(opened, CachingStore) and isinstance(opened.inner, SealedStore)
+    return opened.inner.inner
 
 
 @pytest.fixture(params=["folder", "s3"])

@@ -24,7 +24,8 @@ from contracts.activities import implementations
 from contracts.names import STORE_JANITOR, STORE_JANITOR_SCHEDULE
 from contracts.store import SweepReport, SweepStoreInput
 from rules.retention import RunState
-from workers.store_schedule import ensure_store_janitor
+from workers.cli_schedule import store_janitor_schedule
+from workers.cli_setup import ensure_schedule
 from workflows.store_janitor import StoreJanitor
 
 DAY = 86400.0
@@ -91,7 +92,8 @@ async def test_the_janitor_workflow_asks_temporal_and_its_schedule_runs_it(dev_c
         assert [found.scope for found in store.scopes()] == [going.id]
 
         store.put(ended.id, b"written again after the run ended")
-        await ensure_store_janitor(dev_client, task_queue, every=timedelta(hours=1))
+        await ensure_schedule(dev_client, STORE_JANITOR_SCHEDULE,
+                              store_janitor_schedule(timedelta(hours=1), task_queue))
         schedule = dev_client.get_schedule_handle(STORE_JANITOR_SCHEDULE)
         await schedule.trigger()  # the schedule's own pass, with the worker's retention of a day
         report = await _first_scheduled_run(dev_client)

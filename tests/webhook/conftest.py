@@ -6,22 +6,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from webhook_doubles import MakeWebhook, Webhook, build_webhook
 
 
 @pytest.fixture
 def make_webhook() -> Iterator[MakeWebhook]:
-    clients: list[TestClient] = []
+    made: list[Webhook] = []
 
     def make(**overrides: Any) -> Webhook:
-        made = build_webhook(**overrides)
-        clients.append(made.client)
-        return made
+        webhook = build_webhook(**overrides)
+        made.append(webhook)
+        return webhook
 
     yield make
-    for client in clients:
-        client.close()
+    for webhook in made:
+        webhook.close()
 
 
 @pytest.fixture

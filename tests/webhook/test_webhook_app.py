@@ -2,7 +2,8 @@
 
 The first part drives the app with doubles (see webhook_doubles.py); the last part serves it with
 real uvicorn over real HTTP against the Temporal dev server, with a stand-in SpecToShip workflow that
-has the real handler names, to check starts, dedup, signals and validated updates end to end.
+has the real handler names, to check starts, dedup, signals and validated updates end to end, through
+the spool and the drain as in production.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,7 +42,7 @@ from contracts.forge import ForgeKind, RepoRef, SpecSource
 from contracts.names import APPROVE, CANCEL, CI_COMPLETED, PR_CLOSED, SPEC_CHANGED, SPEC_TO_SHIP
 from contracts.runs import ForgeEvent, HumanAction, SpecToShipInput
 from workers.webhook.app import create_app
-from workers.webhook.dedup import DeliveryLog
+from workers.webhook.jobs import Outcome
 from workers.webhook.jsonlog import json_formatter
 from workers.webhook.settings import WebhookSettings
 from workers.webhook.signature import sign
@@ -50,7 +53,7 @@ MIB = 1024 * 1024
 
 def _acted_on(webhook: Webhook, event: str, payload: dict[str, Any]) -> Call:
     """Deliver `payload`, expect it acted on, and return the one call it made to Temporal."""
-    assert webhook.deliver(event, payload).json()["status"] == "acted"
+    assert webhook.deliver(event, payload).status == "acted"
     [call] = webhook.runs.calls
     return call
 
@@ -82,7 +85,7 @@ def test_a_signature_of_another_body_is_401(webhook: Webhook) -> None:
 
 def test_an_unsigned_delivery_does_not_poison_the_dedup_log(webhook: Webhook) -> None:
     assert webhook.deliver("issues", issue_payload(), delivery="d-1", signed=False).status_code == 401
-    assert webhook.deliver("issues", issue_payload(), delivery="d-1").json()["status"] == "acted"
+    assert webhook.deliver("issues", issue_payload(), delivery="d-1").status == "acted"
 
 
 @pytest.mark.parametrize("cut", [1, 10, 100])
@@ -117,9 +120,19 @@ def test_an_unhandled_event_is_never_read_closely(webhook: Webhook) -> None:
 def test_a_missing_event_header_is_400(webhook: Webhook) -> None:
     body = json.dumps(issue_payload()).encode()
     response = webhook.client.post(
-        "/webhooks/github", content=body, headers={"X-Hub-Signature-256": sign(SECRET, body)}
+        "/webhooks/github", content=body, headers={"X-Hub-Signature-256": sign(SECRET, body), "X-GitHub-Delivery": "d"}
     )
     assert response.status_code == 400
+    assert "X-GitHub-Event" in response.json()["reason"]
+
+
+def test_a_missing_delivery_header_is_400_since_it_keys_the_spool(webhook: Webhook) -> None:
+    body = json.dumps(issue_payload()).encode()
+    headers = {"X-Hub-Signature-256": sign(SECRET, body), "X-GitHub-Event": "issues"}
+    response = webhook.client.post("/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 400
+    assert "X-GitHub-Delivery" in response.json()["reason"]
+    assert webhook.runs.calls == []
 
 
 def test_a_30_mb_body_is_413(webhook: Webhook) -> None:
@@ -164,22 +177,30 @@ async def _asgi_post(app: FastAPI, chunks: list[bytes], headers: list[tuple[byte
     return status, pulled
 
 
-def _app_with_doubles() -> FastAPI:
+@contextlib.contextmanager
+def _app_with_doubles(folder: Path) -> Iterator[FastAPI]:
     async def no_temporal() -> Any:
         raise AssertionError("Temporal must not be reached for an oversized body")
 
-    return create_app(WebhookSettings(secret=SecretStr(SECRET)), no_temporal, FakeGitHub().forge)
+    app = create_app(WebhookSettings(secret=SecretStr(SECRET), spool_path=folder / "spool.sqlite3"), no_temporal,
+                     FakeGitHub().forge)
+    try:
+        yield app
+    finally:
+        app.state.spool.close()
 
 
-async def test_an_oversized_body_with_content_length_is_refused_unread() -> None:
+async def test_an_oversized_body_with_content_length_is_refused_unread(tmp_path: Path) -> None:
     chunks = [b" " * MIB] * 30
-    status, pulled = await _asgi_post(_app_with_doubles(), chunks, [(b"content-length", str(30 * MIB).encode())])
+    with _app_with_doubles(tmp_path) as app:
+        status, pulled = await _asgi_post(app, chunks, [(b"content-length", str(30 * MIB).encode())])
     assert (status, pulled) == (413, 0)
 
 
-async def test_an_oversized_streamed_body_is_refused_once_over_the_cap() -> None:
+async def test_an_oversized_streamed_body_is_refused_once_over_the_cap(tmp_path: Path) -> None:
     chunks = [b" " * MIB] * 30  # no Content-Length: chunked transfer
-    status, pulled = await _asgi_post(_app_with_doubles(), chunks, [])
+    with _app_with_doubles(tmp_path) as app:
+        status, pulled = await _asgi_post(app, chunks, [])
     assert status == 413
     assert pulled == 26  # 25 MiB is the cap; the 26th chunk crosses it and reading stops there
 
@@ -190,12 +211,15 @@ async def test_an_oversized_streamed_body_is_refused_once_over_the_cap() -> None
 def test_the_factory_label_starts_the_issues_run(webhook: Webhook) -> None:
     response = webhook.deliver("issues", issue_payload())
     assert response.status_code == 202
-    assert response.json() == {
-        "status": "acted",
-        "reason": "run started or already open",
+    # GitHub hears at once that the delivery is queued; the drain then starts the run.
+    assert response.answer == {
+        "status": "queued",
+        "reason": "the spec will be checked and the run started",
         "workflow_id": RUN_7,
-        "run_id": "run-1",
     }
+    assert response.outcome == Outcome(
+        disposition="acted", reason="run started or already open", workflow_id=RUN_7, run_id="run-1"
+    )
     [call] = webhook.runs.calls
     assert (call.kind, call.workflow_id, call.extra) == ("start", RUN_7, "spec2ship-test")
     assert call.arg == SpecToShipInput(
@@ -209,8 +233,8 @@ def test_the_factory_label_starts_the_issues_run(webhook: Webhook) -> None:
 
 def test_the_factory_label_comes_from_the_settings(make_webhook: MakeWebhook) -> None:
     webhook = make_webhook(factory_label="ship-it")
-    assert webhook.deliver("issues", issue_payload(label="spec2ship")).json()["status"] == "ignored"
-    assert webhook.deliver("issues", issue_payload(label="ship-it")).json()["status"] == "acted"
+    assert webhook.deliver("issues", issue_payload(label="spec2ship")).status == "ignored"
+    assert webhook.deliver("issues", issue_payload(label="ship-it")).status == "acted"
 
 
 @pytest.mark.parametrize(
@@ -227,7 +251,7 @@ def test_other_labels_and_closed_issues_are_ignored(webhook: Webhook, change: di
 def test_an_invalid_spec_is_answered_on_the_issue_and_starts_nothing(webhook: Webhook) -> None:
     response = webhook.deliver("issues", issue_payload(body=INVALID_SPEC_BODY))
     assert response.status_code == 202
-    assert response.json()["status"] == "refused"
+    assert response.status == "refused"
     assert webhook.runs.calls == []
     [reply] = webhook.github.comments
     assert (reply.repo, reply.issue_number) == ("octo/shop", 7)
@@ -240,7 +264,7 @@ def test_an_invalid_spec_is_answered_on_the_issue_and_starts_nothing(webhook: We
 
 
 def test_an_issue_without_a_spec_is_answered(webhook: Webhook) -> None:
-    assert webhook.deliver("issues", issue_payload(body=None)).json()["status"] == "refused"
+    assert webhook.deliver("issues", issue_payload(body=None)).status == "refused"
     [reply] = webhook.github.comments
     assert "- line 1, `<spec>`: no spec found" in reply.body
 
@@ -260,27 +284,38 @@ def test_an_invalid_spec_from_an_unknown_installation_is_logged_not_crashed(
 def test_a_finished_run_is_not_restarted(webhook: Webhook) -> None:
     webhook.runs.closed.add(RUN_7)
     response = webhook.deliver("issues", issue_payload())
-    assert response.json()["status"] == "refused"
+    assert response.status == "refused"
     [reply] = webhook.github.comments
     assert "did not start a new run" in reply.body
 
 
 def test_a_redelivered_label_reaches_temporal_once(webhook: Webhook) -> None:
-    assert webhook.deliver("issues", issue_payload(), delivery="d-9").json()["status"] == "acted"
-    assert webhook.deliver("issues", issue_payload(), delivery="d-9").json()["status"] == "duplicate"
+    assert webhook.deliver("issues", issue_payload(), delivery="d-9").status == "acted"
+    assert webhook.deliver("issues", issue_payload(), delivery="d-9").status == "duplicate"
     assert len(webhook.runs.calls) == 1
+
+
+def test_a_redelivery_is_recognised_after_a_restart(make_webhook: MakeWebhook, tmp_path: Path) -> None:
+    """The delivery ids are in the spool, on disk: a restarted webhook knows what it already took."""
+    first = make_webhook(spool=tmp_path / "spool.sqlite3")
+    assert first.deliver("issues", issue_payload(), delivery="d-9").status == "acted"
+    first.close()
+    again = make_webhook(spool=tmp_path / "spool.sqlite3")
+    assert again.deliver("issues", issue_payload(), delivery="d-9").status == "duplicate"
+    assert again.runs.calls == []
 
 
 def test_an_edited_spec_signals_the_run(webhook: Webhook) -> None:
     call = _acted_on(webhook, "issues", issue_payload("edited", changes={"body": {"from": "old"}}))
     assert (call.kind, call.workflow_id, call.name) == ("signal", RUN_7, SPEC_CHANGED)
     assert call.arg == ForgeEvent(kind="spec_changed", actor="author")
+    assert call.extra.startswith("github-delivery/")  # the request id that makes a repeated signal a no-op
 
 
 def test_an_edit_without_a_run_or_without_a_spec_change_is_ignored(webhook: Webhook) -> None:
     webhook.runs.none_open = True
-    assert webhook.deliver("issues", issue_payload("edited", changes={"body": {}})).json()["status"] == "ignored"
-    assert webhook.deliver("issues", issue_payload("edited", changes={"labels": {}})).json()["status"] == "ignored"
+    assert webhook.deliver("issues", issue_payload("edited", changes={"body": {}})).status == "ignored"
+    assert webhook.deliver("issues", issue_payload("edited", changes={"labels": {}})).status == "ignored"
     assert len(webhook.runs.calls) == 1
 
 
@@ -317,7 +352,7 @@ def test_a_closed_spec2ship_pull_request_signals_its_run(webhook: Webhook, ref: 
 
 def test_a_persons_pull_request_that_closes_the_issue_is_ignored(webhook: Webhook) -> None:
     response = webhook.deliver("pull_request", _pull_request("fix-greeting", "Closes #7", merged=False))
-    assert response.json()["status"] == "ignored"
+    assert response.status == "ignored"
     assert webhook.runs.calls == []
 
 
@@ -377,53 +412,44 @@ def test_a_finished_workflow_run_signals_the_run_of_its_branch(webhook: Webhook)
 
 def test_health_and_readiness(webhook: Webhook) -> None:
     assert webhook.client.get("/healthz").json() == {"status": "ok"}
-    assert webhook.client.get("/readyz").status_code == 200
-    webhook.runs.is_healthy = False
-    assert webhook.client.get("/readyz").status_code == 503
+    ready = webhook.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["spool"]["pending"] == 0
 
 
-def test_an_unreachable_temporal_is_503_and_not_remembered() -> None:
-    from fastapi.testclient import TestClient
+def test_an_unreachable_temporal_does_not_stop_deliveries_from_being_taken(webhook: Webhook) -> None:
+    """Readiness is the spool's: with Temporal away the webhook keeps answering 202 and keeps each delivery."""
+    webhook.runs.down = True
+    first = webhook.deliver("issues", issue_payload(), delivery="d-1")
+    assert (first.status_code, first.answer["status"], first.outcome) == (202, "queued", None)
+    row = webhook.row("d-1")
+    assert row is not None and row.state == "pending" and row.attempts >= 1
+    assert "connection refused" in (row.last_error or "")
+    ready = webhook.client.get("/readyz").json()
+    assert ready["spool"]["pending"] == 1 and "connection refused" in ready["drain"]["temporal_error"]
+    assert webhook.runs.calls == []
 
-    attempts = 0
-
-    async def unreachable() -> Client:
-        nonlocal attempts
-        attempts += 1
-        raise RuntimeError("Failed client connect: connection refused")
-
-    app = create_app(WebhookSettings(secret=SecretStr(SECRET)), unreachable, FakeGitHub().forge)
-    with TestClient(app) as client:
-        webhook = Webhook(client, None, FakeGitHub(), WebhookSettings(secret=SecretStr(SECRET)))  # type: ignore[arg-type]
-        first = webhook.deliver("issues", issue_payload(), delivery="d-1")
-        again = webhook.deliver("issues", issue_payload(), delivery="d-1")
-        assert (first.status_code, again.status_code) == (503, 503)  # not "duplicate": it was never handled
-        assert client.get("/readyz").status_code == 503
-    assert attempts == 3  # a failed connect is tried again on the next request
+    webhook.runs.down = False  # Temporal is back: the drain's next try (after its back-off) starts the run
+    webhook.settle_until(lambda: webhook.runs.calls != [])
+    [call] = webhook.runs.calls
+    assert (call.kind, call.workflow_id) == ("start", RUN_7)
+    done = webhook.row("d-1")
+    assert done is not None and done.state == "done" and done.outcome is not None
+    assert done.outcome.disposition == "acted"
 
 
 def test_logs_are_json_with_the_delivery_and_no_secret(webhook: Webhook, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="spec2ship.webhook"):
         webhook.deliver("issues", issue_payload(), delivery="d-42")
-    [record] = [r for r in caplog.records if getattr(r, "delivery", None) == "d-42"]
-    line = json.loads(json_formatter().format(record))
-    assert {key: line[key] for key in ("delivery", "event", "action", "repo", "level", "workflow_id")} == {
-        "delivery": "d-42",
-        "event": "issues",
-        "action": "labeled",
-        "repo": "octo/shop",
-        "level": "INFO",
-        "workflow_id": RUN_7,
-    }
+    received, carried_out = [r for r in caplog.records if getattr(r, "delivery", None) == "d-42"]
+    line = json.loads(json_formatter().format(received))
+    assert {key: line[key] for key in ("delivery", "event", "action", "repo", "level", "workflow_id", "disposition")} \
+        == {"delivery": "d-42", "event": "issues", "action": "labeled", "repo": "octo/shop", "level": "INFO",
+            "workflow_id": RUN_7, "disposition": "queued"}
+    line = json.loads(json_formatter().format(carried_out))
+    assert {key: line[key] for key in ("delivery", "event", "workflow_id", "disposition", "attempt")} == {
+        "delivery": "d-42", "event": "issues", "workflow_id": RUN_7, "disposition": "acted", "attempt": 1}
     assert SECRET not in caplog.text
-
-
-def test_the_delivery_log_forgets_the_oldest() -> None:
-    log = DeliveryLog(capacity=2)
-    for delivery in ("a", "b", "c"):
-        log.remember(delivery)
-    assert [log.seen(d) for d in ("a", "b", "c")] == [False, True, True]
-    assert len(log) == 2
 
 
 # --- the real thing: uvicorn, HTTP, the Temporal dev server -----------------------------------
@@ -481,29 +507,62 @@ async def reply_to(github: FakeGitHub, sent: int) -> str:
     raise AssertionError(f"no reply after the {sent} before it")
 
 
-def _dev_app(env: WorkflowEnvironment, task_queue: str, github: FakeGitHub) -> FastAPI:
+@dataclass
+class Served:
+    """The webhook app on real uvicorn, and what a delivery to it did once its drain was idle."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.client.get(path)
+
+    async def deliver(self, event: str, payload: dict[str, Any], delivery: str) -> tuple[int, str, Outcome | None]:
+        """(HTTP status, answer status, the drain's outcome when it spooled the delivery)."""
+        response = await post(self.client, event, payload, delivery)
+        await self.app.state.drain.until_idle()
+        row = await self.app.state.spool.row(delivery)
+        answer = response.json()["status"]
+        return response.status_code, answer, row.outcome if row is not None and answer == "queued" else None
+
+    async def status(self, event: str, payload: dict[str, Any], delivery: str) -> str:
+        _, answer, outcome = await self.deliver(event, payload, delivery)
+        return outcome.disposition.value if outcome is not None else answer
+
+
+@contextlib.asynccontextmanager
+async def served_webhook(env: WorkflowEnvironment, task_queue: str, github: FakeGitHub,
+                         spool: Path) -> AsyncIterator[Served]:
+    """The webhook app (its own spool) served against the dev server; stopped and its spool closed after."""
+
     async def temporal() -> Client:
         return env.client
 
-    settings = WebhookSettings(secret=SecretStr(SECRET), task_queue=task_queue)
-    return create_app(settings, temporal, github.forge)
+    settings = WebhookSettings(secret=SecretStr(SECRET), task_queue=task_queue, spool_path=spool)
+    app = create_app(settings, temporal, github.forge)
+    try:
+        async with served(app) as client:
+            yield Served(app, client)
+    finally:
+        await app.state.drain.stop()
+        app.state.spool.close()
 
 
 @contextlib.asynccontextmanager
 async def _stand_in_webhook(
-    env: WorkflowEnvironment, task_queue: str, github: FakeGitHub
-) -> AsyncIterator[httpx.AsyncClient]:
+    env: WorkflowEnvironment, task_queue: str, github: FakeGitHub, spool: Path
+) -> AsyncIterator[Served]:
     """A worker for the stand-in SpecToShip on the dev server, and the webhook app served against it."""
     async with (
         Worker(env.client, task_queue=task_queue, workflows=[StandInSpecToShip],
                workflow_runner=UnsandboxedWorkflowRunner()),
-        served(_dev_app(env, task_queue, github)) as client,
+        served_webhook(env, task_queue, github, spool) as webhook,
     ):
-        yield client
+        yield webhook
 
 
 async def test_on_the_dev_server_a_label_starts_one_run_and_commands_steer_it(
-    dev_env: WorkflowEnvironment, task_queue: str
+    dev_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> None:
     repo = f"octo/shop-{uuid.uuid4().hex[:8]}"
     workflow_id = f"spec2ship/{repo}/issues/7"
@@ -515,50 +574,49 @@ async def test_on_the_dev_server_a_label_starts_one_run_and_commands_steer_it(
         payload["repository"]["full_name"] = repo
         return payload
 
-    async with _stand_in_webhook(dev_env, task_queue, github) as client:
-        assert (await client.get("/readyz")).status_code == 200
+    closed = {
+        "action": "closed",
+        "pull_request": {"number": 31, "head": {"ref": "spec2ship/issue-7-x", "sha": "abc"}, "merged": False},
+        "repository": {"full_name": repo},
+        "sender": {"login": "maintainer"},
+    }
+    async with _stand_in_webhook(dev_env, task_queue, github, tmp_path / "one.sqlite3") as webhook:
+        assert (await webhook.get("/readyz")).status_code == 200
         # Two deliveries of the label (say, labelled twice): one run.
-        first = await post(client, "issues", labeled, "label-1")
-        second = await post(client, "issues", labeled, "label-2")
-        assert (first.status_code, second.status_code) == (202, 202)
+        first = await webhook.deliver("issues", labeled, "label-1")
+        second = await webhook.deliver("issues", labeled, "label-2")
+        assert (first[:2], second[:2]) == ((202, "queued"), (202, "queued"))
         handle = dev_env.client.get_workflow_handle(workflow_id)
         description = await handle.describe()
         assert description.status is WorkflowExecutionStatus.RUNNING
-        assert first.json()["run_id"] == second.json()["run_id"] == description.run_id
+        assert first[2] is not None and second[2] is not None
+        assert first[2].run_id == second[2].run_id == description.run_id
 
         # The validator's reason comes back as a reply; nothing enters the run.
-        refused = await post(client, "issue_comment", command("/spec2ship approve"), "approve-0")
-        assert refused.json()["status"] == "refused"
+        assert await webhook.status("issue_comment", command("/spec2ship approve"), "approve-0") == "refused"
         assert "say why you approve" in await reply_to(github, 0)
 
-        accepted = await post(client, "issue_comment", command("/spec2ship approve tests are green"), "approve-1")
-        assert accepted.json()["status"] == "acted"
+        assert await webhook.status("issue_comment", command("/spec2ship approve tests are green"),
+                                    "approve-1") == "acted"
+        assert await webhook.status("pull_request", closed, "closed-1") == "acted"
 
-        closed = {
-            "action": "closed",
-            "pull_request": {"number": 31, "head": {"ref": "spec2ship/issue-7-x", "sha": "abc"}, "merged": False},
-            "repository": {"full_name": repo},
-            "sender": {"login": "maintainer"},
-        }
-        assert (await post(client, "pull_request", closed, "closed-1")).json()["status"] == "acted"
-
-    # A fresh server (an empty delivery log) gets the same approve delivery again: Temporal applies it once.
-    async with _stand_in_webhook(dev_env, task_queue, github) as client:
-        again = await post(client, "issue_comment", command("/spec2ship approve tests are green"), "approve-1")
-        assert again.json()["status"] == "acted"
-        assert (await post(client, "issue_comment", command("/spec2ship cancel"), "cancel-1")).status_code == 202
+    # Another replica (a spool of its own, which never saw them) gets the same approve and the same PR closing
+    # again: Temporal applies each once, by the update id and the signal's request id (both the delivery id).
+    async with _stand_in_webhook(dev_env, task_queue, github, tmp_path / "two.sqlite3") as webhook:
+        assert await webhook.status("issue_comment", command("/spec2ship approve tests are green"),
+                                    "approve-1") == "acted"
+        assert await webhook.status("pull_request", closed, "closed-1") == "acted"
+        assert await webhook.status("issue_comment", command("/spec2ship cancel"), "cancel-1") == "acted"
         assert await handle.result() == [
             "approve by maintainer: tests are green",
             "pr_closed merged=False",
             "cancel by maintainer",
         ]
         # The run is over: a command is answered, a signal is ignored, the label does not start it again.
-        late = await post(client, "issue_comment", command("/spec2ship approve late"), "approve-2")
-        assert late.json()["status"] == "refused"
+        assert await webhook.status("issue_comment", command("/spec2ship approve late"), "approve-2") == "refused"
         assert "no open spec2ship run for #7" in await reply_to(github, 1)
-        assert (await post(client, "pull_request", closed, "closed-2")).json()["status"] == "ignored"
-        relabeled = await post(client, "issues", labeled, "label-3")
-        assert relabeled.json()["status"] == "refused"
+        assert await webhook.status("pull_request", closed, "closed-2") == "ignored"
+        assert await webhook.status("issues", labeled, "label-3") == "refused"
         assert "already finished" in await reply_to(github, 2)
 
 
@@ -578,13 +636,14 @@ def test_serve_without_a_webhook_secret_is_a_one_line_usage_error(monkeypatch: p
     assert result.output.startswith("spec2ship webhook: no webhook secret: set SPEC2SHIP_WEBHOOK_SECRET")
 
 
-def test_serve_runs_the_app_on_uvicorn_with_json_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_runs_the_app_on_uvicorn_with_json_logs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     import workers.cli_webhook as cli_webhook
 
     served: dict[str, Any] = {}
     monkeypatch.setenv("SPEC2SHIP_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("SPEC2SHIP_WEBHOOK_SPOOL", str(tmp_path / "spool.sqlite3"))
     monkeypatch.setenv("SPEC2SHIP_FACTORY_LABEL", "ship-it")
     monkeypatch.setattr(cli_webhook.uvicorn, "run", lambda app, **options: served.update(app=app, **options))
     root = logging.getLogger()
@@ -594,14 +653,20 @@ def test_serve_runs_the_app_on_uvicorn_with_json_logs(monkeypatch: pytest.Monkey
         assert result.exit_code == 0, result.output
         assert (served["host"], served["port"]) == ("0.0.0.0", 8123)
         assert isinstance(served["app"], FastAPI)
+        assert served["app"].state.spool.path == tmp_path / "spool.sqlite3"
         assert isinstance(root.handlers[0].formatter, type(json_formatter()))
+        # A second process on the same spool is refused in one line: each replica needs its own.
+        again = CliRunner().invoke(cli_webhook.webhook_app, ["serve"])
+        assert again.exit_code == 2
+        assert "in use by another webhook process" in again.output and again.output.count("\n") == 1
+        served["app"].state.spool.close()
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
 
 
 async def test_the_real_spec_to_ship_refuses_an_early_approve_and_the_reply_says_why(
-    dev_env: WorkflowEnvironment, task_queue: str
+    dev_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> None:
     """Against the real workflow (its activities are not served here, so it stays at its first stage)."""
     from workflows.spec_to_ship import SpecToShip
@@ -611,11 +676,10 @@ async def test_the_real_spec_to_ship_refuses_an_early_approve_and_the_reply_says
     comment = comment_payload("/spec2ship approve", repo=repo)
     async with (
         Worker(dev_env.client, task_queue=task_queue, workflows=[SpecToShip]),
-        served(_dev_app(dev_env, task_queue, github)) as client,
+        served_webhook(dev_env, task_queue, github, tmp_path / "spool.sqlite3") as webhook,
     ):
-        assert (await post(client, "issues", issue_payload(repo=repo), "label-1")).json()["status"] == "acted"
-        answer = (await post(client, "issue_comment", comment, "approve-1")).json()
-        assert answer["status"] == "refused"
+        assert await webhook.status("issues", issue_payload(repo=repo), "label-1") == "acted"
+        assert await webhook.status("issue_comment", comment, "approve-1") == "refused"
         reply = await reply_to(github, 0)
         assert f"`approve` was not accepted: run spec2ship/{repo}/issues/7 is not waiting for a human" in reply
         await dev_env.client.get_workflow_handle(f"spec2ship/{repo}/issues/7").terminate("test over")

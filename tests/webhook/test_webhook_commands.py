@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,7 @@ def test_each_verb_sends_the_update_named_in_the_workflow_api() -> None:
 def test_a_writer_approves_the_issues_run(webhook: Webhook) -> None:
     response = webhook.deliver("issue_comment", comment_payload("/spec2ship approve ship it"), delivery="d-1")
     assert response.status_code == 202
-    assert response.json()["status"] == "acted"
+    assert response.status == "acted"
     [call] = webhook.runs.calls
     assert (call.kind, call.workflow_id, call.name, call.extra) == ("update", RUN_7, APPROVE, "d-1")
     assert call.arg == HumanAction(actor="maintainer", reason="ship it")
@@ -121,7 +122,7 @@ def test_a_pull_request_without_closes_gets_told(webhook: Webhook) -> None:
     payload = comment_payload("/spec2ship approve", number=31, on_pr_body="A change by hand.")
     response = webhook.deliver("issue_comment", payload)
     assert response.status_code == 202
-    assert response.json()["status"] == "refused"
+    assert response.status == "refused"
     assert webhook.runs.calls == []
     [reply] = webhook.github.comments
     assert reply.issue_number == 31
@@ -131,7 +132,7 @@ def test_a_pull_request_without_closes_gets_told(webhook: Webhook) -> None:
 def test_a_reader_is_answered_and_nothing_changes(webhook: Webhook) -> None:
     response = webhook.deliver("issue_comment", comment_payload("/spec2ship approve", login="drive-by"))
     assert response.status_code == 202
-    assert response.json()["status"] == "refused"
+    assert response.status == "refused"
     assert webhook.runs.calls == []
     [reply] = webhook.github.comments
     assert (reply.repo, reply.issue_number) == ("octo/shop", 7)
@@ -153,7 +154,7 @@ def test_a_rejected_update_is_answered_with_the_runs_reason(webhook: Webhook) ->
     webhook.runs.rejections[APPROVE] = "the run is not waiting for a human (stage: review)"
     response = webhook.deliver("issue_comment", comment_payload("/spec2ship approve"))
     assert response.status_code == 202
-    assert response.json()["status"] == "refused"
+    assert response.status == "refused"
     [reply] = webhook.github.comments
     assert "`approve` was not accepted: the run is not waiting for a human (stage: review)" in reply.body
 
@@ -170,15 +171,15 @@ def test_an_unknown_installation_changes_nothing_and_does_not_crash(webhook: Web
     webhook.github.unknown_installations.add(999)
     response = webhook.deliver("issue_comment", comment_payload("/spec2ship approve", installation=999))
     assert response.status_code == 202
-    assert response.json()["status"] == "ignored"
-    assert "installation 999" in response.json()["reason"]
+    assert response.status == "ignored"
+    assert "installation 999" in response.reason
     assert webhook.runs.calls == []
     assert webhook.github.comments == []
 
 
 def test_bots_cannot_command(webhook: Webhook) -> None:
     payload = comment_payload("/spec2ship approve", login="spec2ship[bot]", user_type="Bot")
-    assert webhook.deliver("issue_comment", payload).json()["status"] == "ignored"
+    assert webhook.deliver("issue_comment", payload).status == "ignored"
     assert webhook.runs.calls == []
     assert webhook.github.permission_checks == []
 
@@ -188,7 +189,7 @@ def test_a_redelivered_command_is_sent_once(make_webhook: MakeWebhook) -> None:
     first = webhook.deliver("issue_comment", comment_payload("/spec2ship approve"), delivery="same")
     again = webhook.deliver("issue_comment", comment_payload("/spec2ship approve"), delivery="same")
     assert (first.status_code, again.status_code) == (202, 202)
-    assert again.json()["status"] == "duplicate"
+    assert again.status == "duplicate"
     assert len(webhook.runs.calls) == 1
 
 
@@ -214,18 +215,28 @@ def test_with_the_real_github_forge_replies_and_permissions_come_from_github(tmp
         async def temporal() -> FakeRuns:
             return runs
 
-        app = create_app(WebhookSettings(secret=SecretStr(SECRET), task_queue="q"), temporal, forge)
+        settings = WebhookSettings(secret=SecretStr(SECRET), task_queue="q", spool_path=tmp_path / "spool.sqlite3")
+        app = create_app(settings, temporal, forge)
         with TestClient(app) as client:
+
+            def outcome(event: str, payload: dict[str, object]) -> str:
+                """Deliver, let the drain finish, and return what it did."""
+                delivery = str(uuid.uuid4())
+                assert deliver(client, event, payload, delivery=delivery).json()["status"] == "queued"
+                client.portal.call(app.state.drain.until_idle)  # type: ignore[union-attr]
+                row = client.portal.call(app.state.spool.row, delivery)  # type: ignore[union-attr]
+                assert row is not None and row.outcome is not None
+                return row.outcome.disposition.value
+
             labeled = issue_payload(number=issue, body=INVALID_SPEC_BODY, repo=repo, installation=None)
-            assert deliver(client, "issues", labeled).json()["status"] == "refused"
+            assert outcome("issues", labeled) == "refused"
             [problems] = github.comments(repo, issue)
             assert "- line 5, `service`: service 'Bad_Name' is not a service name" in problems.body
             assert problems.user.login == "spec2ship-bot"
 
             def command(text: str, login: str) -> str:
-                payload = comment_payload(text, login=login, number=issue, repo=repo, installation=None)
-                status: str = deliver(client, "issue_comment", payload).json()["status"]
-                return status
+                return outcome("issue_comment", comment_payload(text, login=login, number=issue, repo=repo,
+                                                                installation=None))
 
             for login in ("trudy", "mallory"):  # triage, and no access at all
                 assert command("/spec2ship approve", login) == "refused"

@@ -1,16 +1,23 @@
 """Doubles and payload builders for the webhook tests: a recorder in place of Temporal, a small
-forge in place of GitHub.
+forge in place of GitHub, and the app with its real spool (in a temporary folder) and drain.
 
-The app gets both injected (`create_app`'s factories); the real Temporal side (`TemporalRuns`) is
-tested against the dev server in test_webhook_app.py, the real GitHub forge in the e2e test.
+The app gets both doubles injected (`create_app`'s factories); the real Temporal side (`TemporalRuns`)
+is tested against the dev server in test_webhook_app.py, the real GitHub forge in the e2e test.
+`Webhook.deliver` posts like GitHub and then waits until the drain has nothing left to do, so a test
+reads what the delivery did (`Delivered.status`: the drain's outcome, or the answer when nothing was
+spooled) without waiting on a clock.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -20,9 +27,12 @@ from activities.forge.base import ForgeError
 from contracts.forge import PullRequest, RepoRef
 from contracts.runs import ForgeEvent, HumanAction, SpecToShipInput
 from workers.webhook.app import create_app
-from workers.webhook.runs import RunClosed, RunNotFound, UpdateRejected
+from workers.webhook.drain import Drain
+from workers.webhook.jobs import Outcome
+from workers.webhook.runs import RunClosed, RunNotFound, TemporalUnavailable, UpdateRejected
 from workers.webhook.settings import WebhookSettings
 from workers.webhook.signature import sign
+from workers.webhook.spool import Row, Spool
 
 SECRET = "test-webhook-secret"
 
@@ -54,13 +64,14 @@ class Call:
     workflow_id: str
     name: str
     arg: SpecToShipInput | ForgeEvent | HumanAction
-    extra: str = ""  # task queue for start, update id for update
+    extra: str = ""  # task queue for start, request id for signal, update id for update
 
 
 @dataclass
 class FakeRuns:
     """Records every Temporal call. Runs are open unless listed in `missing` (all closed when
-    `none_open`); `closed` runs refuse a new start; `rejections` maps an update name to its reason."""
+    `none_open`); `closed` runs refuse a new start; `rejections` maps an update name to its reason;
+    while `down`, every call fails as an unreachable Temporal does (and is not recorded)."""
 
     calls: list[Call] = field(default_factory=list)
     missing: set[str] = field(default_factory=set)
@@ -68,22 +79,30 @@ class FakeRuns:
     closed: set[str] = field(default_factory=set)
     rejections: dict[str, str] = field(default_factory=dict)
     is_healthy: bool = True
+    down: bool = False
 
     def _open(self, workflow_id: str) -> bool:
         return not self.none_open and workflow_id not in self.missing
 
+    def _reach(self) -> None:
+        if self.down:
+            raise TemporalUnavailable("cannot connect to Temporal: connection refused (FakeRuns.down)")
+
     async def start(self, workflow_id: str, run_input: SpecToShipInput, task_queue: str) -> str:
+        self._reach()
         self.calls.append(Call("start", workflow_id, "SpecToShip", run_input, task_queue))
         if workflow_id in self.closed:
             raise RunClosed(workflow_id)
         return "run-1"
 
-    async def signal(self, workflow_id: str, signal: str, event: ForgeEvent) -> None:
-        self.calls.append(Call("signal", workflow_id, signal, event))
+    async def signal(self, workflow_id: str, signal: str, event: ForgeEvent, request_id: str) -> None:
+        self._reach()
+        self.calls.append(Call("signal", workflow_id, signal, event, request_id))
         if not self._open(workflow_id):
             raise RunNotFound(workflow_id)
 
     async def update(self, workflow_id: str, update: str, action: HumanAction, update_id: str) -> None:
+        self._reach()
         self.calls.append(Call("update", workflow_id, update, action, update_id))
         if not self._open(workflow_id):
             raise RunNotFound(workflow_id)
@@ -130,6 +149,32 @@ class _RepoForge:
 
 
 @dataclass
+class Delivered:
+    """A delivery's HTTP answer and, when it was spooled, what the drain made of it."""
+
+    status_code: int
+    answer: dict[str, Any]
+    outcome: Outcome | None
+
+    @property
+    def status(self) -> str:
+        """The final word: the drain's disposition (acted, refused, ignored), else the answer's status."""
+        return self.outcome.disposition.value if self.outcome else str(self.answer.get("status"))
+
+    @property
+    def reason(self) -> str:
+        return self.outcome.reason if self.outcome else str(self.answer.get("reason"))
+
+    @property
+    def workflow_id(self) -> str | None:
+        found = self.outcome.workflow_id if self.outcome else None
+        return found or self.answer.get("workflow_id")
+
+    def json(self) -> dict[str, Any]:
+        return self.answer
+
+
+@dataclass
 class Webhook:
     """The app under test with its doubles, and a `deliver` that signs like GitHub does."""
 
@@ -137,6 +182,33 @@ class Webhook:
     runs: FakeRuns
     github: FakeGitHub
     settings: WebhookSettings
+    folder: Path | None = None
+
+    @property
+    def spool(self) -> Spool:
+        spool: Spool = self.client.app.state.spool  # type: ignore[attr-defined]
+        return spool
+
+    @property
+    def drain(self) -> Drain:
+        drain: Drain = self.client.app.state.drain  # type: ignore[attr-defined]
+        return drain
+
+    def settle(self) -> None:
+        """Until the drain has nothing due and nothing in progress."""
+        self.client.portal.call(self.drain.until_idle)  # type: ignore[union-attr]
+
+    def settle_until(self, check: Callable[[], bool], limit_s: float = 60.0) -> None:
+        """Settle until `check` holds: a delivery waiting out a back-off is tried again once it is due."""
+        deadline = time.monotonic() + limit_s
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the drain did not get there within {limit_s} s")
+            time.sleep(0.05)
+            self.settle()
+
+    def row(self, key: str) -> Row | None:
+        return self.client.portal.call(self.spool.row, key)  # type: ignore[union-attr]
 
     def deliver(
         self,
@@ -147,8 +219,24 @@ class Webhook:
         body: bytes | None = None,
         secret: str = SECRET,
         signed: bool = True,
-    ) -> Any:  # the TestClient's response (httpx or httpx2, whichever starlette uses)
-        return deliver(self.client, event, payload, delivery=delivery, body=body, secret=secret, signed=signed)
+        headers: dict[str, str] | None = None,
+    ) -> Delivered:
+        delivery = delivery or str(uuid.uuid4())
+        response = deliver(self.client, event, payload, delivery=delivery, body=body, secret=secret, signed=signed,
+                           headers=headers)
+        self.settle()
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        row = self.row(delivery) if response.status_code == 202 and answer.get("status") != "duplicate" else None
+        outcome = row.outcome if row is not None and answer.get("status") == "queued" else None
+        return Delivered(response.status_code, answer, outcome)
+
+    def close(self) -> None:
+        self.client.__exit__(None, None, None)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def deliver(
@@ -160,18 +248,20 @@ def deliver(
     body: bytes | None = None,
     secret: str = SECRET,
     signed: bool = True,
-) -> Any:
+    headers: dict[str, str] | None = None,
+) -> Any:  # the TestClient's response (httpx or httpx2, whichever starlette uses)
     """POST a delivery the way GitHub does: JSON body, event and delivery headers, HMAC signature."""
     raw = body if body is not None else json.dumps(payload).encode()
-    headers = {
+    sent = {
         "X-GitHub-Event": event,
         "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
         "Content-Type": "application/json",
         "User-Agent": "GitHub-Hookshot/test",
     }
     if signed:
-        headers["X-Hub-Signature-256"] = sign(secret, raw)
-    return client.post("/webhooks/github", content=raw, headers=headers)
+        sent["X-Hub-Signature-256"] = sign(secret, raw)
+    sent.update(headers or {})
+    return client.post("/webhooks/github", content=raw, headers=sent)
 
 
 MakeWebhook = Callable[..., Webhook]
@@ -227,9 +317,12 @@ def comment_payload(
     return payload
 
 
-def build_webhook(**overrides: Any) -> Webhook:
-    """The app with fresh doubles; `overrides` go to WebhookSettings (e.g. factory_label)."""
-    settings = WebhookSettings(secret=SecretStr(SECRET), task_queue="spec2ship-test", **overrides)
+def build_webhook(spool: Path | None = None, **overrides: Any) -> Webhook:
+    """The app with fresh doubles, running (lifespan started: its drain runs) until `Webhook.close`.
+    `spool` defaults to a temporary folder of its own; `overrides` go to WebhookSettings (e.g. factory_label)."""
+    folder = None if spool is not None else Path(tempfile.mkdtemp(prefix="spec2ship-webhook-"))
+    path = spool if spool is not None else folder / "spool.sqlite3"  # type: ignore[operator]
+    settings = WebhookSettings(secret=SecretStr(SECRET), task_queue="spec2ship-test", spool_path=path, **overrides)
     runs = FakeRuns()
     github = FakeGitHub(permissions={"maintainer": "write", "owner": "admin"})
 
@@ -237,4 +330,5 @@ def build_webhook(**overrides: Any) -> Webhook:
         return runs
 
     client = TestClient(create_app(settings, temporal, github.forge))
-    return Webhook(client, runs, github, settings)
+    client.__enter__()
+    return Webhook(client, runs, github, settings, folder)

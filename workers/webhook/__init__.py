@@ -1,5 +1,7 @@
-"""The GitHub webhook server: verified deliveries in, Temporal workflow starts, signals and updates out.
+"""The GitHub webhook: verified deliveries are spooled on disk and answered; a drain, by default a child
+process of the server, turns them into Temporal workflow starts, signals and updates.
 
-Nothing slow happens here: a delivery is answered once its one Temporal call is made, so GitHub's
-10-second limit is never at risk; the work itself runs in workflows and activities.
+`app.py` (HTTP) -> `triage.py` (what a delivery asks for, no I/O) -> `spool.py` (SQLite, durable before
+the answer) -> `drain.py` (with retries, in order per run; `drain_process.py` runs and supervises it) ->
+`execute.py` (Temporal and GitHub).
 """

@@ -1,70 +1,52 @@
 """The HTTP server GitHub delivers to: `POST /webhooks/github`, plus `/healthz` and `/readyz`.
 
-Order of checks, cheapest and safest first: size (from Content-Length, then while streaming, so a
-huge body is refused without being read), signature (over the raw bytes, before any parsing), the
-delivery-id LRU (only signed ids enter it, so nobody can poison it), JSON, then the handler.
+A delivery is answered as soon as it is verified and on disk, never after waiting on Temporal or GitHub:
+the drain (`drain.py`) carries it out in the background. Order of checks, cheapest and safest first: size
+(from Content-Length, then while streaming, so a huge body is refused without being read), signature
+(over the raw bytes, before any parsing), the event and delivery headers, the body (JSON, then what the
+handled event needs, `triage.py`), then the spool.
 
-Answers: 401 unsigned or wrongly signed, 413 over the size cap, 400 for a body that is not a JSON
-object or a handled event missing fields it needs, 200 for `ping`, 202 for everything else (acted,
-refused with a reply, or ignored; the JSON body says which), 503 when Temporal cannot be reached
-(GitHub shows the failure, and the delivery can be redelivered). Bad input never gets a 5xx.
+Answers: 401 unsigned or wrongly signed, 413 over the size cap, 400 for a malformed header or body, 200
+for `ping`, 202 for everything else: `queued` (spooled; the drain acts), `refused` (spooled: a reply
+will say why), `ignored` (not for spec2ship) or `duplicate` (this delivery id is already spooled). 503
+only when the spool itself cannot be written (the disk), so GitHub shows the failure and it can be
+redelivered. No input, however malformed, gets a 5xx or a traceback.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect
-from temporalio.client import Client
 
-from activities.forge.base import ForgeError
 from activities.forge.registry import close_forges
+from contracts.github import DeliveryId, EventName
 from workers.webhook import signature
-from workers.webhook.dedup import DeliveryLog
+from workers.webhook.drain import Drain
+from workers.webhook.drain_process import DrainSupervisor
+from workers.webhook.execute import Executor
 from workers.webhook.forge import ForgeFactory, github_forge
-from workers.webhook.handlers import Handlers, Outcome, Reply
-from workers.webhook.runs import Runs, TemporalRuns, TemporalUnavailable
+from workers.webhook.jsonlog import clip
+from workers.webhook.runs import TemporalConnection, TemporalFactory
 from workers.webhook.settings import WebhookSettings
+from workers.webhook.spool import BOTH, Entry, Spool, SpoolError
+from workers.webhook.triage import BadDelivery, Triage
 
 log = logging.getLogger("spec2ship.webhook")
 
-TemporalFactory = Callable[[], Awaitable[Client | Runs]]
+_EVENT: TypeAdapter[str] = TypeAdapter(EventName)
+_DELIVERY: TypeAdapter[str] = TypeAdapter(DeliveryId)
 
 
 class _TooLarge(Exception):
     pass
-
-
-class _TemporalConnection:
-    """Connects on first use and keeps the connection; a failed connect is retried on the next delivery."""
-
-    def __init__(self, factory: TemporalFactory, rpc_timeout: timedelta) -> None:
-        self._factory = factory
-        self._timeout = rpc_timeout
-        self._runs: Runs | None = None
-        self._lock = asyncio.Lock()
-
-    async def runs(self) -> Runs:
-        if self._runs is not None:
-            return self._runs
-        async with self._lock:
-            if self._runs is None:
-                try:
-                    made = await asyncio.wait_for(self._factory(), timeout=self._timeout.total_seconds())
-                except (OSError, RuntimeError, TimeoutError) as error:
-                    # temporalio raises RuntimeError for a failed connect.
-                    raise TemporalUnavailable(f"cannot connect to Temporal: {error}") from None
-                self._runs = TemporalRuns(made, self._timeout) if isinstance(made, Client) else made
-            return self._runs
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -80,46 +62,74 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _valid(adapter: TypeAdapter[str], value: str) -> bool:
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
 def _answer(status: int, state: str, reason: str, **fields: Any) -> JSONResponse:
     return JSONResponse({"status": state, "reason": reason, **fields}, status_code=status)
+
+
+DrainMode = Literal["inline", "process", "none"]
 
 
 def create_app(
     settings: WebhookSettings,
     temporal_client_factory: TemporalFactory,
     github_factory: ForgeFactory = github_forge,
+    *,
+    drain_mode: DrainMode = "inline",
 ) -> FastAPI:
-    """The webhook app. `temporal_client_factory` returns a Temporal `Client` (or any `Runs`, in tests);
-    `github_factory` gives the forge for a delivery's repository (the real GitHub forge by default)."""
-    connection = _TemporalConnection(temporal_client_factory, timedelta(seconds=settings.temporal_timeout_s))
-    handlers = Handlers(settings, connection.runs, github_factory)
-    deliveries = DeliveryLog(settings.delivery_log_size)
+    """The webhook app, with its spool open (raises `spool.SpoolBusy` when another process holds it).
+
+    `temporal_client_factory` returns a Temporal `Client` (or any `runs.Runs`, in tests); `github_factory`
+    gives the forge for a delivery's repository (the real GitHub forge by default). `drain_mode`: `inline`
+    runs the drain on this event loop (tests, small installs); `process` runs it in a child process the
+    lifespan supervises (what `spec2ship webhook serve` does); `none` leaves it to a `spec2ship webhook drain`
+    beside this one. `app.state.spool` and `app.state.drain` (inline only) are there for tests; the
+    lifespan starts the drain and, on shutdown, stops it and closes the spool (without a lifespan, the first
+    delivery starts an inline drain).
+    """
+    spool = Spool.open(settings.spool_path, roles=BOTH if drain_mode == "inline" else ("ingress",))
+    drain: Drain | None = None
+    if drain_mode == "inline":
+        connection = TemporalConnection(temporal_client_factory, timedelta(seconds=settings.temporal_timeout_s))
+        execute = Executor(connection.runs, github_factory, settings.task_queue, settings.github_timeout_s)
+        drain = Drain(spool, execute, concurrency=settings.drain_concurrency, keep_s=settings.keep_s)
+    supervisor = DrainSupervisor(settings.drain_grace_s) if drain_mode == "process" else None
+    triage = Triage(settings.factory_label)
     secret = settings.secret.get_secret_value().encode()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if github_factory is github_forge:
-            close_forges()  # the process's shared GitHub connections (activities.forge.registry)
+        # What an earlier process left in the spool is drained without waiting for a delivery.
+        if drain is not None:
+            drain.start()
+        if supervisor is not None:
+            supervisor.start()
+        try:
+            yield
+        finally:
+            if drain is not None:
+                await drain.stop(settings.drain_grace_s)
+            if supervisor is not None:
+                await supervisor.stop()
+            spool.close()
+            if github_factory is github_forge:
+                close_forges()  # the process's shared GitHub connections (activities.forge.registry)
 
     app = FastAPI(title="spec2ship webhook", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.spool = spool
+    app.state.drain = drain
 
-    def send_reply(reply: Reply) -> None:
-        """Runs after GitHub has its answer; a failed courtesy reply is logged, never raised."""
-        try:
-            github_factory(reply.repo).comment(None, reply.issue_number, reply.body)
-        except ForgeError as error:
-            log.warning(
-                "reply not posted: %s",
-                error,
-                extra={"repo": reply.repo.location, "issue": reply.issue_number},
-            )
-
-    @app.post("/webhooks/github")
-    async def github_delivery(request: Request, background: BackgroundTasks) -> Response:
+    async def github_delivery(request: Request) -> Response:
         event = request.headers.get("x-github-event", "")
         delivery = request.headers.get("x-github-delivery", "")
-        fields: dict[str, Any] = {"delivery": delivery, "event": event}
+        fields: dict[str, Any] = {"delivery": clip(delivery), "event": clip(event)}
         try:
             body = await _read_capped(request, settings.max_body_bytes)
         except _TooLarge:
@@ -130,46 +140,42 @@ def create_app(
         if not signature.verify(secret, body, request.headers.get("x-hub-signature-256")):
             log.warning("delivery refused: missing or wrong X-Hub-Signature-256", extra=fields)
             return _answer(401, "refused", "missing or wrong X-Hub-Signature-256; check the webhook secret")
-        if not event:
-            return _answer(400, "refused", "missing X-GitHub-Event header")
-        if delivery and deliveries.seen(delivery):
-            log.info("delivery already handled", extra=fields)
-            return _answer(202, "duplicate", "this delivery was already handled")
+        if not _valid(_EVENT, event):
+            log.warning("delivery refused: missing or malformed X-GitHub-Event", extra=fields)
+            return _answer(400, "refused", "missing or malformed X-GitHub-Event header")
+        if not _valid(_DELIVERY, delivery):
+            log.warning("delivery refused: missing or malformed X-GitHub-Delivery", extra=fields)
+            return _answer(400, "refused", "missing or malformed X-GitHub-Delivery header")
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            log.warning("delivery refused: not JSON (%s)", error, extra=fields)
-            return _answer(400, "refused", "body is not JSON; set the webhook's content type to application/json")
-        if not isinstance(payload, dict):
-            return _answer(400, "refused", "body is not a JSON object")
-        fields["action"] = payload.get("action") if isinstance(payload.get("action"), str) else None
-        repository = payload.get("repository")
-        fields["repo"] = repository.get("full_name") if isinstance(repository, dict) else None
-        if event == "ping":
-            deliveries.remember(delivery)
+            triaged = triage(event, body)
+        except BadDelivery as error:
+            log.warning("delivery refused: %s", error, extra=fields)
+            return _answer(400, "refused", str(error))
+        fields.update(action=clip(triaged.action) if triaged.action else None, repo=triaged.repo)
+        if triaged.status == "pong":
             log.info("ping", extra=fields)
-            return _answer(200, "pong", "spec2ship is listening")
+            return _answer(200, "pong", triaged.reason)
+        if triaged.job is None:
+            log.info("delivery ignored: %s", triaged.reason, extra={**fields, "disposition": "ignored"})
+            return _answer(202, triaged.status, triaged.reason)
+        fields["workflow_id"] = triaged.workflow_id
         try:
-            outcome: Outcome = await handlers.handle(event, delivery, payload)
-        except ValidationError as error:
-            log.warning("delivery refused: payload misses %d field(s)", error.error_count(), extra=fields)
-            where = ", ".join(".".join(map(str, item["loc"])) for item in error.errors()[:5])
-            return _answer(400, "refused", f"the {event} payload lacks or mistypes: {where}")
-        except TemporalUnavailable as error:
-            log.error("delivery not handled: %s", error, extra=fields)
-            return _answer(503, "unavailable", "Temporal is unreachable; redeliver this delivery later")
-        if delivery:
-            deliveries.remember(delivery)
-        for reply in outcome.replies:
-            background.add_task(send_reply, reply)
-        log.info(
-            "delivery %s: %s",
-            outcome.disposition.value,
-            outcome.reason,
-            extra={**fields, "disposition": outcome.disposition.value, "workflow_id": outcome.workflow_id},
-        )
-        ids = {key: value for key, value in (("workflow_id", outcome.workflow_id), ("run_id", outcome.run_id)) if value}
-        return _answer(202, outcome.disposition.value, outcome.reason, **ids)
+            spooled = await spool.append(Entry(key=delivery, event=event, job=triaged.job))
+        except SpoolError as error:
+            log.error("delivery not recorded: %s", error, extra=fields)
+            return _answer(503, "unavailable", "the delivery could not be recorded; redeliver it later")
+        if drain is not None:
+            drain.start()
+            drain.wake()
+        ids = {"workflow_id": triaged.workflow_id} if triaged.workflow_id else {}
+        if not spooled:
+            log.info("delivery already spooled", extra={**fields, "disposition": "duplicate"})
+            return _answer(202, "duplicate", "this delivery was already received", **ids)
+        log.info("delivery %s: %s", triaged.status, triaged.reason, extra={**fields, "disposition": triaged.status})
+        return _answer(202, triaged.status, triaged.reason, **ids)
+
+    # A plain Starlette route: FastAPI's parameter resolution costs a delivery more than its signature check.
+    app.router.add_route("/webhooks/github", github_delivery, methods=["POST"])
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -177,13 +183,25 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> Response:
+        """Ready while deliveries can be spooled; Temporal being away is reported, not a reason to refuse
+        them (that is what the spool is for)."""
         try:
-            runs = await connection.runs()
-            ready = await runs.healthy()
-        except TemporalUnavailable as error:
+            stats = await spool.stats()
+        except SpoolError as error:
             return _answer(503, "unavailable", str(error))
-        if not ready:
-            return _answer(503, "unavailable", "Temporal answered its health check with not serving")
-        return _answer(200, "ok", "Temporal is reachable")
+        if spool.last_write_error is not None:
+            return _answer(503, "unavailable", f"the spool cannot be written: {spool.last_write_error}")
+        age = stats.oldest_pending_age_s()
+        figures: dict[str, Any] = {"mode": drain_mode}
+        if drain is not None:
+            drain.start()
+            figures |= {"in_progress": drain.in_progress, "paused_for_s": round(drain.paused_for_s, 1),
+                        "temporal_error": drain.temporal_error}
+        if supervisor is not None:
+            figures |= {"process": "running" if supervisor.running else "restarting", "restarts": supervisor.restarts}
+        return _answer(200, "ok", "deliveries are spooled",
+                       spool={"pending": stats.pending, "oldest_pending_s": round(age, 1) if age is not None else None,
+                              "last_error": stats.last_error},
+                       drain=figures)
 
     return app

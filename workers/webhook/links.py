@@ -14,22 +14,33 @@ from __future__ import annotations
 
 import re
 
+from contracts.github import MAX_ISSUE_NUMBER
+
 BRANCH_PREFIX = "spec2ship/"
 
-_BRANCH = re.compile(r"\Aspec2ship/issue-(?P<number>\d+)(?:-|\Z)")
+# ASCII digits only (`\d` would take any script's digits, which `int()` reads), at most ten of them.
+_BRANCH = re.compile(r"\Aspec2ship/issue-(?P<number>[0-9]{1,10})(?:-|\Z)")
 # GitHub's closing keywords, case-insensitive, with `#N` in the same repository.
-_CLOSES = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+#(?P<number>\d+)\b", re.IGNORECASE)
+_CLOSES = re.compile(
+    r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+#(?P<number>[0-9]{1,10})\b", re.IGNORECASE | re.ASCII
+)
+
+
+def _issue_number(digits: str) -> int | None:
+    """Only what can be an issue number: `issue-0` or `#99999999999` names no issue, and starts nothing."""
+    number = int(digits)
+    return number if 0 < number <= MAX_ISSUE_NUMBER else None
 
 
 def issue_from_branch(branch: str | None) -> int | None:
     match = _BRANCH.match(branch or "")
-    return int(match["number"]) if match else None
+    return _issue_number(match["number"]) if match else None
 
 
 def issue_from_body(body: str | None) -> int | None:
     """The issue a PR body closes (the first one named), if any."""
     match = _CLOSES.search(body or "")
-    return int(match["number"]) if match else None
+    return _issue_number(match["number"]) if match else None
 
 
 def issue_for_pull_request(branch: str | None, body: str | None) -> int | None:

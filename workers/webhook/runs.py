@@ -1,16 +1,20 @@
 """The webhook's one dependency on Temporal: start a run, signal it, send it an update.
 
-`Runs` is the narrow surface the handlers use, so the contract tests hand in a recorder and
-`TemporalRuns` (tested against the real dev server) translates Temporal's errors into the few outcomes
-a delivery can have. Every call carries a short RPC deadline: a delivery must be answered within
-GitHub's 10 seconds even when Temporal is slow.
+`Runs` is the narrow surface the drain uses, so the contract tests hand in a recorder and `TemporalRuns`
+(tested against the real dev server) translates Temporal's errors into the few outcomes a job can have.
+Every call carries a short RPC deadline, so a Temporal that does not answer pauses the drain instead of
+holding it. Nothing here runs while GitHub waits for an answer: deliveries are answered once spooled.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Protocol
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -53,7 +57,11 @@ class UpdatePending(TimeoutError):
 
 
 class TemporalUnavailable(ConnectionError):
-    """Temporal could not be reached or answered with a server error; GitHub may redeliver later."""
+    """Temporal could not be reached, or answered with a server error: the drain tries again later."""
+
+
+class TemporalRefused(ValueError):
+    """Temporal refused the call as malformed (INVALID_ARGUMENT): trying again cannot help."""
 
 
 class Runs(Protocol):
@@ -61,7 +69,9 @@ class Runs(Protocol):
         """Start the run, or join the open one with this id; returns its run id."""
         ...
 
-    async def signal(self, workflow_id: str, signal: str, event: ForgeEvent) -> None: ...
+    async def signal(self, workflow_id: str, signal: str, event: ForgeEvent, request_id: str) -> None:
+        """Signal the open run; a second signal with the same `request_id` is dropped by Temporal."""
+        ...
 
     async def update(self, workflow_id: str, update: str, action: HumanAction, update_id: str) -> None:
         """Send the update and wait for its outcome, so a refusal can be answered on the thread."""
@@ -70,8 +80,13 @@ class Runs(Protocol):
     async def healthy(self) -> bool: ...
 
 
-def _unavailable(error: RPCError, doing: str) -> TemporalUnavailable:
-    return TemporalUnavailable(f"Temporal failed while {doing} ({error.status.name}: {error.message})")
+def _unavailable(error: RPCError, doing: str) -> TemporalUnavailable | TemporalRefused:
+    """Everything but a malformed call is worth retrying: an unreachable server, and also a refusal an
+    operator can fix (a namespace, a permission) while the job waits in the spool."""
+    message = f"Temporal failed while {doing} ({error.status.name}: {error.message})"
+    if error.status is RPCStatusCode.INVALID_ARGUMENT:
+        return TemporalRefused(message)
+    return TemporalUnavailable(message)
 
 
 class TemporalRuns:
@@ -98,9 +113,19 @@ class TemporalRuns:
             raise _unavailable(error, f"starting {workflow_id}") from None
         return handle.first_execution_run_id or handle.result_run_id or ""
 
-    async def signal(self, workflow_id: str, signal: str, event: ForgeEvent) -> None:
+    async def signal(self, workflow_id: str, signal: str, event: ForgeEvent, request_id: str) -> None:
+        """Through the service call itself: the SDK's `signal` picks a random request id, and the drain needs
+        its own so that a retried job is not a second signal (Temporal drops a repeated request id)."""
+        request = SignalWorkflowExecutionRequest(
+            namespace=self._client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+            signal_name=signal,
+            identity=self._client.identity,
+            request_id=request_id,
+        )
+        request.input.payloads.extend(await self._client.data_converter.encode([event]))
         try:
-            await self._client.get_workflow_handle(workflow_id).signal(signal, event, rpc_timeout=self._timeout)
+            await self._client.workflow_service.signal_workflow_execution(request, retry=True, timeout=self._timeout)
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise RunNotFound(workflow_id) from None
@@ -125,3 +150,31 @@ class TemporalRuns:
             return await self._client.service_client.check_health(timeout=self._timeout)
         except RPCError:
             return False
+
+
+TemporalFactory = Callable[[], Awaitable["Client | Runs"]]
+
+
+class TemporalConnection:
+    """Connects on first use and keeps the connection; a failed connect is tried again on the next call.
+
+    The factory returns a Temporal `Client` (wrapped in `TemporalRuns`) or, in tests, any `Runs`."""
+
+    def __init__(self, factory: TemporalFactory, rpc_timeout: timedelta) -> None:
+        self._factory = factory
+        self._timeout = rpc_timeout
+        self._runs: Runs | None = None
+        self._lock = asyncio.Lock()
+
+    async def runs(self) -> Runs:
+        if self._runs is not None:
+            return self._runs
+        async with self._lock:
+            if self._runs is None:
+                try:
+                    made = await asyncio.wait_for(self._factory(), timeout=self._timeout.total_seconds())
+                except (OSError, RuntimeError, TimeoutError) as error:
+                    # temporalio raises RuntimeError for a failed connect.
+                    raise TemporalUnavailable(f"cannot connect to Temporal: {error}") from None
+                self._runs = TemporalRuns(made, self._timeout) if isinstance(made, Client) else made
+            return self._runs

@@ -23,7 +23,9 @@ async def cleanup(run: RunContext) -> None:
                 **REMOVE_WORKSPACE, summary="remove the workspace")
         except ActivityError as error:
             workflow.logger.warning("workspace not removed (a janitor will): %s", error)
-    if run.spec is not None and run.reserved:
+    # A run that asked but heard nothing may still have been granted late: releasing is harmless either way.
+    unanswered = run.admission_asked and run.admission is None
+    if run.spec is not None and (run.reserved or unanswered):
         await workflow.execute_activity_method(
             BudgetCalls.release_budget, ReleaseInput(team=run.spec.team, run_id=run.workflow_id),
             **LEDGER_CALL, summary="release the unused reservation")

@@ -13,6 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.agents import AgentPlan
+    from contracts.budget import AdmissionAnswer
     from contracts.evidence import CheckStatus, CriterionResult, PreviewEvidence, ReviewResult
     from contracts.forge import MergeResult, PullRequest
     from contracts.gate import GateDecision, RiskRules
@@ -20,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.runs import ForgeEvent, HumanAction, RunState, RunStatus, SpecToShipInput, StageRecord
     from contracts.workspace import ToolCallRecord, WorkspaceDiff, WorkspaceRef
     from specs.models import AutonomyLevel, Spec
+    from workflows import metrics
     from workflows.spec_to_ship.humans import HumanKind
 
 T = TypeVar("T")
@@ -43,6 +45,7 @@ class RunContext:
     spec_changed: bool = False
     pr_closed: ForgeEvent | None = None
     ci: dict[str, CriterionResult] = field(default_factory=dict)
+    ci_events: dict[str, ForgeEvent] = field(default_factory=dict)  # the latest report of each check, by name
     # what the stages found out
     spec: Spec | None = None
     level: AutonomyLevel | None = None
@@ -50,8 +53,11 @@ class RunContext:
     risk_rules: RiskRules = field(default_factory=RiskRules)
     policy_source: str | None = None
     four_eyes: bool = True  # the policy's, once loaded
+    delete_branches: bool = True  # the policy's, once loaded
     approved_by: str | None = None
     reserved: bool = False
+    admission_asked: bool = False
+    admission: AdmissionAnswer | None = None  # the budget's answer, signalled back
     reserved_tokens: int = 0
     workspace: WorkspaceRef | None = None
     pr: PullRequest | None = None
@@ -86,6 +92,7 @@ class RunContext:
             raise
         record.ended_at = workflow.now()
         record.result = describe(result)
+        metrics.stage_took(name, record.ended_at - record.started_at)
         return result
 
     def end(self, state: RunState, reasons: list[str]) -> None:
@@ -94,7 +101,14 @@ class RunContext:
         self.status.awaiting_human_since = None
         self.set_stage("done")
         workflow.upsert_search_attributes([STATE_KEY.value_set(state.value)])
+        metrics.run_ended(state.value, self.status.decision or "none", self.status.service, self.status.team)
         workflow.set_current_details(f"{state.value}: " + "; ".join(reasons)[:500])
+
+    def update_pr(self, pr: PullRequest | None) -> None:
+        """The PR as the forge last reported it (merged, closed); results from older histories carry none."""
+        if pr is not None:
+            self.pr = pr
+            self.status.pr = pr
 
     def fail(self, reasons: list[str]) -> RunEnded:
         """End as failed; the caller raises what this returns, so type checkers see the stage stop."""

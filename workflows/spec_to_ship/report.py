@@ -34,6 +34,8 @@ async def publish_evidence(run: RunContext, criteria: list[CriterionResult] | No
     label, status = {
         RunState.merged: (STATUS_LABELS["merged"], CommitStatus.success),
         RunState.rejected: (STATUS_LABELS["rejected"], CommitStatus.failure),
+        RunState.failed: (STATUS_LABELS["failed"], CommitStatus.failure),
+        RunState.cancelled: (STATUS_LABELS["cancelled"], CommitStatus.failure),
     }.get(state, (STATUS_LABELS["awaiting_human"] if decision is Decision.escalate else STATUS_LABELS["running"],
                   CommitStatus.pending if decision is not Decision.reject else CommitStatus.failure))
     description = f"{state.value}: {decision.value if decision else 'running'}"

@@ -13,11 +13,11 @@ with workflow.unsafe.imports_passed_through():
     from contracts.agents import AgentPlan, Role
     from contracts.evidence import CheckStatus, CriterionResult, PreviewEvidence
     from contracts.preview import PreviewRequest
-    from contracts.runs import CheckSummary
+    from contracts.runs import CheckSummary, ForgeEvent
     from contracts.workspace import PreviewInput
     from specs.models import Spec
     from workflows import prompts
-    from workflows.options import PREVIEW_HEARTBEAT, PREVIEW_RETRY
+    from workflows.options import IMAGE_BUILD_WAIT, PREVIEW_HEARTBEAT, PREVIEW_RETRY
     from workflows.spec_to_ship.agents import run_agent
     from workflows.spec_to_ship.context import RunContext
 
@@ -28,13 +28,20 @@ async def validate(run: RunContext, spec: Spec, plan: AgentPlan) -> list[Criteri
     results: list[CriterionResult] = []
     preview: PreviewEvidence | None = None
     head = run.pr.head_sha if run.pr else run.workspace.branch
-    if executable:
+    missing_image = await wait_for_image(run, spec, head) if executable else None
+    if missing_image:
+        preview = PreviewEvidence(backend="ci", start_error=missing_image, results=[
+            CriterionResult(id=c.id, kind=c.kind, status=CheckStatus.error, summary=f"not run: {missing_image}")
+            for c in executable])
+        results.extend(preview.results)
+    elif executable:
         attempt_id = f"{run.status.round}-{workflow.info().run_id[:8]}"
         preview = await run.stage("preview", workflow.execute_activity_method(
             WorkspaceCalls.validate_in_preview,
             PreviewInput(workspace=run.workspace, request=PreviewRequest(
                 preview_id=f"{_safe(run.workflow_id)}-{attempt_id}", repo_path=run.workspace.path,
-                head_sha=head, config=spec.preview, criteria=executable)),
+                head_sha=head, config=spec.preview, criteria=executable, service=spec.service,
+                pr_number=run.pr.number if run.pr else None)),
             task_queue=run.workspace.task_queue,
             start_to_close_timeout=timedelta(seconds=_preview_budget(spec)),
             heartbeat_timeout=PREVIEW_HEARTBEAT, retry_policy=PREVIEW_RETRY,
@@ -51,6 +58,33 @@ async def validate(run: RunContext, spec: Spec, plan: AgentPlan) -> list[Criteri
                 result.key, result.weight = criterion.key, criterion.weight
     run.status.checks = [CheckSummary(id=r.id, status=r.status) for r in results]
     return results
+
+
+async def wait_for_image(run: RunContext, spec: Spec, head: str) -> str | None:
+    """Wait, durably and with a deadline, for the CI check that builds the preview's image of `head`.
+
+    The forge reports checks as `ci_completed` signals (the webhook sends them). None when the image is
+    there (or the spec names no such check); otherwise why the preview cannot run.
+    """
+    check = spec.preview.ci_check if spec.preview else None
+    if not check:
+        return None
+    workflow.set_current_details(f"waiting for CI check {check!r} to build the preview image of {head[:10]}")
+
+    def reported() -> ForgeEvent | None:
+        event = run.ci_events.get(check)
+        return event if event is not None and (event.head_sha or "") == head else None
+
+    try:
+        await workflow.wait_condition(lambda: reported() is not None, timeout=IMAGE_BUILD_WAIT,
+                                      timeout_summary=f"CI check {check} builds the preview image")
+    except TimeoutError:
+        return f"CI check {check!r} did not report on {head[:12]} within {IMAGE_BUILD_WAIT}: no image to preview"
+    event = reported()
+    assert event is not None
+    if event.conclusion != "success":
+        return f"CI check {check!r} concluded {event.conclusion} on {head[:12]}: the preview image was not built"
+    return None
 
 
 async def judge(run: RunContext, spec: Spec, plan: AgentPlan, judges: list[Any],

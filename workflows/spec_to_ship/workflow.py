@@ -19,9 +19,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from contracts.budget import AdmissionAnswer
     from contracts.evidence import CheckStatus, CriterionResult
     from contracts.gate import Decision
     from contracts.names import (
+        ADMISSION,
         CI_COMPLETED,
         EVIDENCE,
         PR_CLOSED,
@@ -134,11 +136,18 @@ class SpecToShip:
     def ci_completed(self, event: ForgeEvent) -> None:
         passed = event.conclusion in {"success", "neutral", "skipped"}
         name = event.name or "ci"
+        self._run.ci_events[name] = event
         self._run.ci[name] = CriterionResult(
             id=f"ci:{name}", kind="ci", status=CheckStatus.passed if passed else CheckStatus.failed,
             summary=f"{name} concluded {event.conclusion} on {(event.head_sha or '')[:10]}",
             evidence=event.url or "",
         )
+
+    @workflow.signal(name=ADMISSION)
+    def admission(self, answer: AdmissionAnswer) -> None:
+        """The team budget's answer to this run's admission request."""
+        if answer.run_id == self._run.workflow_id:
+            self._run.admission = answer
 
     @workflow.signal(name=SPEC_CHANGED)
     def spec_changed(self, event: ForgeEvent) -> None:
@@ -172,6 +181,7 @@ class SpecToShip:
         run.risk_rules = rules_for(policy)
         run.policy_source = loaded.policy_ref.describe() if loaded.policy_ref else None
         run.four_eyes = policy.four_eyes
+        run.delete_branches = policy.delete_branches
         run.spec = spec
         level = AutonomyLevel.lowest(policy.level_for(spec.service), spec.autonomy)
         run.level = level
@@ -185,8 +195,7 @@ class SpecToShip:
             stop_reason = await write_and_review(run, plan, feedback, max_rounds)
             criteria = await validate(run, spec, plan)
             decision = await decide(run, spec, level, policy, criteria, stop_reason)
-            if decision.decision is Decision.merge:
-                await merge(run, policy)
+            if decision.decision is Decision.merge and await merge(run, policy):
                 return
             if decision.decision is Decision.reject:
                 await close(run, f"spec2ship rejected this change: {'; '.join(decision.reasons)}")
@@ -198,8 +207,10 @@ class SpecToShip:
                 run.end(RunState.commented, decision.reasons)
                 return
             outcome = await await_human(run, policy.escalation)
+            while outcome.merges and not await merge(run, policy, by=outcome.action):
+                # The user's checkout is in the way: the status says which files; the next approval retries.
+                outcome = await await_human(run, policy.escalation)
             if outcome.merges:
-                await merge(run, policy, by=outcome.action)
                 return
             if outcome.kind in {OutcomeKind.reject, OutcomeKind.override}:
                 who = outcome.action.actor if outcome.action else "a human"

@@ -83,6 +83,36 @@ command: ["/usr/bin/tini", "--", "spec2ship"]
 {{- end }}
 - name: SPEC2SHIP_TASK_QUEUE
   value: {{ .Values.taskQueue | quote }}
+{{- with include "spec2ship.codecEnv" . | trim }}
+{{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* Payload encryption: where the mounted keys are and which one encrypts (every process that talks to Temporal). */}}
+{{- define "spec2ship.codecEnv" -}}
+{{- if .Values.codec.enabled }}
+- name: SPEC2SHIP_CODEC_KEYS_DIR
+  value: /etc/spec2ship/codec-keys
+- name: SPEC2SHIP_CODEC_KEY_ID
+  value: {{ .Values.codec.currentKeyId | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The keys Secret, whole: each of its keys is a file named by its key id, and every one decrypts. */}}
+{{- define "spec2ship.codecVolume" -}}
+{{- if .Values.codec.enabled }}
+- name: codec-keys
+  secret:
+    secretName: {{ .Values.codec.keys.secretName }}
+{{- end }}
+{{- end -}}
+
+{{- define "spec2ship.codecMount" -}}
+{{- if .Values.codec.enabled }}
+- name: codec-keys
+  mountPath: /etc/spec2ship/codec-keys
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "spec2ship.commonEnv" -}}
@@ -181,6 +211,9 @@ command: ["/usr/bin/tini", "--", "spec2ship"]
 - name: config
   configMap:
     name: {{ include "spec2ship.fullname" .root }}-config
+{{- with include "spec2ship.codecVolume" .root | trim }}
+{{ . }}
+{{- end }}
 {{- end -}}
 
 {{- define "spec2ship.mounts" -}}
@@ -196,6 +229,9 @@ command: ["/usr/bin/tini", "--", "spec2ship"]
 - name: config
   mountPath: /etc/spec2ship/config
   readOnly: true
+{{- with include "spec2ship.codecMount" . | trim }}
+{{ . }}
+{{- end }}
 {{- end -}}
 
 {{/* The ports every worker pod declares: its probes, and the one reserved for /metrics. */}}
@@ -292,5 +328,22 @@ securityContext:
 {{- if eq .Values.store.backend "folder" }}
 - name: store
   mountPath: /store
+{{- end }}
+{{- end -}}
+
+{{/* SPEC2SHIP_METRICS_PORT for a process with a Temporal client: its runtime serves /metrics there. */}}
+{{- define "spec2ship.metricsEnv" -}}
+{{- if .Values.metrics.enabled }}
+- name: SPEC2SHIP_METRICS_PORT
+  value: {{ .Values.metrics.port | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod annotations for Prometheus' annotation-based discovery of /metrics. */}}
+{{- define "spec2ship.metricsAnnotations" -}}
+{{- if and .Values.metrics.enabled .Values.metrics.scrapeAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .Values.metrics.port | quote }}
+prometheus.io/path: /metrics
 {{- end }}
 {{- end -}}
