@@ -75,6 +75,32 @@ class BlobStore(Protocol):
         ...
 
 
+class StoreLayer:
+    """A store in front of another (a cache, encryption): passes through whatever it does not change."""
+
+    def __init__(self, inner: BlobStore) -> None:
+        self.inner = inner
+
+    @property
+    def description(self) -> str:
+        return self.inner.description
+
+    def check(self) -> None:
+        self.inner.check()
+
+    def put(self, scope: str, data: bytes) -> BlobRef:
+        return self.inner.put(scope, data)
+
+    def get(self, ref: BlobRef) -> bytes:
+        return self.inner.get(ref)
+
+    def scopes(self) -> list[ScopeUsage]:
+        return self.inner.scopes()
+
+    def delete_scope(self, scope: str) -> int:
+        return self.inner.delete_scope(scope)
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

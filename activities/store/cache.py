@@ -9,26 +9,19 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from activities.store.base import BlobStore, ScopeUsage
+from activities.store.base import BlobStore, StoreLayer
 from contracts.store import BlobRef
 
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 
 
-class CachingStore:
+class CachingStore(StoreLayer):
     def __init__(self, inner: BlobStore, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.max_bytes = max_bytes
         self._held: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
-
-    @property
-    def description(self) -> str:
-        return self.inner.description
-
-    def check(self) -> None:
-        self.inner.check()
 
     def put(self, scope: str, data: bytes) -> BlobRef:
         ref = self.inner.put(scope, data)
@@ -45,9 +38,6 @@ class CachingStore:
         data = self.inner.get(ref)  # verified by the backend
         self._keep(ref, data)
         return data
-
-    def scopes(self) -> list[ScopeUsage]:
-        return self.inner.scopes()
 
     def delete_scope(self, scope: str) -> int:
         with self._lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from activities.store.base import BlobStore, ScopeUsage, StoreMisconfigured
+from activities.store.base import BlobStore, StoreLayer, StoreMisconfigured
 from contracts.store import BlobRef
 
 MARKER = b"spec2ship-sealed-blob:1\n"
@@ -39,26 +39,13 @@ class NoKeys:
         return data
 
 
-class SealedStore:
+class SealedStore(StoreLayer):
     def __init__(self, inner: BlobStore, sealer: Sealer) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.sealer = sealer
-
-    @property
-    def description(self) -> str:
-        return self.inner.description
-
-    def check(self) -> None:
-        self.inner.check()
 
     def put(self, scope: str, data: bytes) -> BlobRef:
         return self.inner.put(scope, self.sealer.seal(data))
 
     def get(self, ref: BlobRef) -> bytes:
         return self.sealer.unseal(self.inner.get(ref))
-
-    def scopes(self) -> list[ScopeUsage]:
-        return self.inner.scopes()
-
-    def delete_scope(self, scope: str) -> int:
-        return self.inner.delete_scope(scope)

@@ -14,12 +14,13 @@ from activities.config import StoreSettings
 from activities.store import (
     BlobCorrupt,
     BlobMissing,
-    ScopeUsage,
     StoreMisconfigured,
     StoreUnavailable,
     open_store,
 )
+from activities.store.base import StoreLayer
 from activities.store.cache import CachingStore
+from activities.store.folder import FolderStore
 from contracts.store import BlobRef
 
 SCOPE = "spec2ship/greeter/greet-by-name-abc123/coder/0-4"
@@ -147,31 +148,16 @@ class socket_closed_port:
         self._sock.close()
 
 
-class CountingStore:
+class CountingStore(StoreLayer):
     """A folder store that counts the reads that reach it."""
 
     def __init__(self, root: Path) -> None:
-        from activities.store.folder import FolderStore
-
-        self.inner = FolderStore(root)
-        self.description = self.inner.description
+        super().__init__(FolderStore(root))
         self.reads = 0
-
-    def check(self) -> None:
-        self.inner.check()
-
-    def put(self, scope: str, data: bytes) -> BlobRef:
-        return self.inner.put(scope, data)
 
     def get(self, ref: BlobRef) -> bytes:
         self.reads += 1
         return self.inner.get(ref)
-
-    def scopes(self) -> list[ScopeUsage]:
-        return self.inner.scopes()
-
-    def delete_scope(self, scope: str) -> int:
-        return self.inner.delete_scope(scope)
 
 
 def test_the_cache_serves_repeated_reads_and_forgets_a_removed_scope(tmp_path: Path) -> None:
