@@ -19,6 +19,7 @@ from typing import Any
 from doubles.processes import free_port, get, start, stop, wait_for_status
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
+from test_chart import MINIMAL  # the values the chart cannot default
 
 from contracts import metrics
 from contracts.agents import AgentChoice
@@ -30,7 +31,6 @@ CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "spec2ship"
 DASHBOARD = CHART / "dashboards" / "spec2ship.json"
 # Set only once an incident of a merged change has been restored; a clean run cannot produce it.
 NEEDS_AN_INCIDENT = {metrics.DORA_TIME_TO_RESTORE_SECONDS.name}
-MINIMAL = {"webhook": {"secret": {"secretName": "hook"}}}
 METRIC_NAME = re.compile(r"\b((?:spec2ship|temporal)_[a-z0-9_]+)\b")
 
 
