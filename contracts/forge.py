@@ -111,6 +111,7 @@ STATUS_LABELS = {
     "rejected": "spec2ship:rejected",
     "failed": "spec2ship:failed",
     "cancelled": "spec2ship:cancelled",
+    "commented": "spec2ship:commented",
 }
 
 
@@ -172,6 +173,15 @@ class NotifyInput(BaseModel):
     body: str
     pr: PullRequest | None = None
     issue_number: int | None = None
+
+
+class LabelIssueInput(BaseModel):
+    """The status label a run that ended without a PR leaves on its issue: proof, after Temporal has
+    forgotten the run, that the issue had one (the factory's sweep starts no second run)."""
+
+    repo: RepoRef
+    issue_number: int
+    label: str
 
 
 class CloseChangeInput(BaseModel):

@@ -21,6 +21,7 @@ from contracts.forge import (
     BranchCleanup,
     CloseChangeInput,
     CloseChangeResult,
+    LabelIssueInput,
     LoadedSpec,
     LoadSpecInput,
     MergeInput,
@@ -181,6 +182,13 @@ class ForgeActivities(ForgeCalls):
     def notify(self, request: NotifyInput) -> None:
         try:
             _forge(request.repo).comment(request.pr, request.issue_number, _outgoing(request.body))
+        except ForgeError as error:
+            raise forge_failure(error) from error
+
+    @activity.defn(name="label_issue")
+    def label_issue(self, request: LabelIssueInput) -> None:
+        try:
+            set_status_label(_forge(request.repo), request.issue_number, None, request.label)
         except ForgeError as error:
             raise forge_failure(error) from error
 
