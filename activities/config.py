@@ -174,6 +174,22 @@ def default_team_usd() -> float | None:
     return value
 
 
+# --- policy --------------------------------------------------------------------------------------
+
+
+def policy_defaults() -> tuple[str, str] | None:
+    """(file name, text) of the platform's policy defaults (SPEC2SHIP_POLICY_DEFAULTS), laid under every
+    repository's `.spec2ship/policy.yaml`; None when unset."""
+    raw = os.environ.get("SPEC2SHIP_POLICY_DEFAULTS", "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    try:
+        return path.name, path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"SPEC2SHIP_POLICY_DEFAULTS={raw!r} cannot be read: {error}") from None
+
+
 # --- worker tuning -------------------------------------------------------------------------------
 
 
