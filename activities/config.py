@@ -199,15 +199,15 @@ class StoreSettings(BaseModel):
 
     @classmethod
     def from_env(cls) -> StoreSettings:
-        """SPEC2SHIP_STORE* variables; a bad value is a ValueError naming the variable."""
+        """SPEC2SHIP_STORE* variables; a bad value is a ConfigError naming the variable."""
         env = os.environ
         backend = env.get("SPEC2SHIP_STORE", "").strip().lower() or "folder"
         if backend not in STORE_BACKENDS:
-            raise ValueError(f"SPEC2SHIP_STORE={backend!r} is not a store; use folder or s3")
+            raise ConfigError(f"SPEC2SHIP_STORE={backend!r} is not a store; use folder or s3")
         endpoint = env.get("SPEC2SHIP_STORE_ENDPOINT", "").strip() or None
         path_style = env.get("SPEC2SHIP_STORE_PATH_STYLE", "").strip().lower()
         if path_style not in {"", "1", "0", "true", "false", "yes", "no", "on", "off"}:
-            raise ValueError(f"SPEC2SHIP_STORE_PATH_STYLE={path_style!r} is not true or false")
+            raise ConfigError(f"SPEC2SHIP_STORE_PATH_STYLE={path_style!r} is not true or false")
         retention = env.get("SPEC2SHIP_STORE_RETENTION", "").strip()
         return cls(
             backend=backend,
@@ -235,6 +235,22 @@ def parse_retention(name: str, raw: str) -> float:
     if text.endswith("d") and text[:-1].isdigit():
         return float(int(text[:-1]) * 86400)
     return parse_duration(name, text)
+# --- policy --------------------------------------------------------------------------------------
+
+
+def policy_defaults() -> tuple[str, str] | None:
+    """(file name, text) of the platform's policy defaults (SPEC2SHIP_POLICY_DEFAULTS), laid under every
+    repository's `.spec2ship/policy.yaml`; None when unset."""
+    raw = os.environ.get("SPEC2SHIP_POLICY_DEFAULTS", "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    try:
+        return path.name, path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"SPEC2SHIP_POLICY_DEFAULTS={raw!r} cannot be read: {error}") from None
+
+
 # --- worker tuning -------------------------------------------------------------------------------
 
 

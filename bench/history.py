@@ -52,6 +52,22 @@ class Execution:
     def max_payload_bytes(self) -> int:
         return max((size for event in self.events for size in payload_sizes(event)), default=0)
 
+    def activity_ms(self) -> float:
+        """Time activities spent running (each one's last attempt, started to its end): the work itself,
+        which no orchestration change removes; the rest of a run is waiting, dispatch and workflow code."""
+        started: dict[int, datetime] = {}
+        total = 0.0
+        for event in self.events:
+            if event.HasField("activity_task_started_event_attributes"):
+                started[event.activity_task_started_event_attributes.scheduled_event_id] = event.event_time.ToDatetime()
+            for name in ("activity_task_completed_event_attributes", "activity_task_failed_event_attributes",
+                         "activity_task_timed_out_event_attributes", "activity_task_canceled_event_attributes"):
+                if event.HasField(name):
+                    began = started.pop(getattr(event, name).scheduled_event_id, None)
+                    if began is not None:
+                        total += (event.event_time.ToDatetime() - began).total_seconds() * 1000
+        return total
+
     def workflow_task_ms(self) -> float:
         """Time from each workflow task's scheduling to its completion: queueing plus workflow code."""
         scheduled: dict[int, datetime] = {}

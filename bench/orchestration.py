@@ -122,6 +122,15 @@ async def where_time_goes(client: Client, runs: Sequence[Timed]) -> dict[str, An
             "workflow_task_share": ratio(sum(task_ms), sum(walls))}
 
 
+async def outside_activities_ms(client: Client, runs: Sequence[Timed]) -> list[float]:
+    """Each run's wall time (its history's) less the time its activities and its children's ran."""
+    found = []
+    for run in runs:
+        executions = await history.tree(client, run.workflow_id)
+        found.append(executions[0].wall_ms - sum(e.activity_ms() for e in executions))
+    return found
+
+
 async def measure(size: str, report: Report) -> dict[str, Any]:
     sequential, batch, rounds = SIZES[size]
     tally = tally_logs()
@@ -157,6 +166,8 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
                     outcomes.update(run.outcome for run in done)
                     bare_batches.append((await bench.bare(batch))[0])
                 breakdown = await where_time_goes(env.client, real_seq)
+                real_outside = await outside_activities_ms(env.client, real_seq)
+                bare_outside = await outside_activities_ms(env.client, bare_seq)
         finally:
             await env.shutdown()
 
@@ -167,6 +178,9 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "ratio_sequential": ratio(real_median, bare_median),
         "ratio_concurrent": ratio(sum(real_batches), sum(bare_batches)),
+        # The same pairs with the time activities ran taken out of both: what orchestration alone costs.
+        "ratio_sequential_outside_activities": ratio(spread(real_outside)["median"], spread(bare_outside)["median"]),
+        "outside_activities_ms": {"real": spread(real_outside), "bare": spread(bare_outside)},
         "runs_per_minute": rounded(60 * runs_at_once * len(real_batches) / sum(real_batches), 1),
         "runs_per_minute_sequential": rounded(60_000 / real_median, 1) if real_median else 0.0,
         "bare_runs_per_minute": rounded(60 * runs_at_once * len(bare_batches) / sum(bare_batches), 1),
@@ -180,6 +194,9 @@ async def measure(size: str, report: Report) -> dict[str, Any]:
     }
     report.line(f"sequential ({sequential} each, median): real {real_median:.0f} ms, bare {bare_median:.0f} ms, "
                 f"ratio {figures['ratio_sequential']}")
+    report.line(f"outside activities (median): real {figures['outside_activities_ms']['real']['median']:.0f} ms, "
+                f"bare {figures['outside_activities_ms']['bare']['median']:.0f} ms, "
+                f"ratio {figures['ratio_sequential_outside_activities']}")
     report.line(f"concurrent ({runs_at_once} at once x {len(real_batches)}): real {sum(real_batches):.2f}s, bare "
                 f"{sum(bare_batches):.2f}s, ratio {figures['ratio_concurrent']}; {figures['runs_per_minute']} "
                 f"runs/min ({figures['runs_per_minute_sequential']} one at a time)")

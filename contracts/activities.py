@@ -28,6 +28,7 @@ from contracts.factory import FactoryReport, ListReadyIssuesInput, ReadyIssues, 
 from contracts.forge import (
     CloseChangeInput,
     CloseChangeResult,
+    LabelIssueInput,
     LoadedSpec,
     LoadSpecInput,
     MergeInput,
@@ -97,6 +98,10 @@ class ForgeCalls:
 
     @activity.defn
     def notify(self, request: NotifyInput) -> None:
+        raise _declared()
+
+    @activity.defn
+    def label_issue(self, request: LabelIssueInput) -> None:
         raise _declared()
 
     @activity.defn

@@ -111,6 +111,7 @@ STATUS_LABELS = {
     "rejected": "spec2ship:rejected",
     "failed": "spec2ship:failed",
     "cancelled": "spec2ship:cancelled",
+    "commented": "spec2ship:commented",
 }
 
 
@@ -125,10 +126,13 @@ class PolicyRef(BaseModel):
     branch: str
     sha: str
     found: bool = Field(description="False when the repository has no policy file (the org defaults apply).")
+    defaults: str | None = Field(default=None, description="The platform's policy defaults file it was laid over.")
 
     def describe(self) -> str:
         where = f"`{POLICY_PATH}` on `{self.branch}` at `{self.sha[:12]}`" if self.found else (
             f"the org defaults (no `{POLICY_PATH}` on `{self.branch}` at `{self.sha[:12]}`)")
+        if self.defaults:
+            where += f" over the platform's defaults (`{self.defaults}`)"
         return (f"Policy, trust bar and owners: {where}, read when the run started; a change to them in this "
                 "PR takes effect only after a person merges it.")
 
@@ -172,6 +176,15 @@ class NotifyInput(BaseModel):
     body: str
     pr: PullRequest | None = None
     issue_number: int | None = None
+
+
+class LabelIssueInput(BaseModel):
+    """The status label a run that ended without a PR leaves on its issue: proof, after Temporal has
+    forgotten the run, that the issue had one (the factory's sweep starts no second run)."""
+
+    repo: RepoRef
+    issue_number: int
+    label: str
 
 
 class CloseChangeInput(BaseModel):

@@ -71,5 +71,12 @@ ADMISSION_BY_SIGNAL = Patch(
         "capped a team at 10 runs being admitted at once",
     before=("l5-merged", "l3-approved", "rejected"), after="patch-admission-by-signal")
 
+ISSUE_ENDING_LABEL = Patch(
+    id="issue-ending-label", workflow="SpecToShip", added=date(2026, 12, 3),
+    why="a run from an issue that ends without a PR (a bad spec, no change, refused admission) leaves its status "
+        "label on the issue, so that once Temporal forgets the run the factory's sweep does not start it again",
+    before=("l5-merged", "patch-tell-issue-no-coder"), after="patch-issue-ending-label")
+
 REGISTER: list[Patch] = [COUNT_TOOL_DENIALS, OFFER_MCP_TOOLS, CLI_AGENT_CODER, TELL_ISSUE_NO_CODER,
-                         STAGE_FAILURE_ENDS_RUN, FOUR_EYES, CONVERSATION_IN_STORE, ADMISSION_BY_SIGNAL]
+                         STAGE_FAILURE_ENDS_RUN, FOUR_EYES, CONVERSATION_IN_STORE, ADMISSION_BY_SIGNAL,
+                         ISSUE_ENDING_LABEL]

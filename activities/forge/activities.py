@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.config import ConfigError, policy_defaults
 from activities.forge.base import BranchKept, Forge, ForgeError
 from contracts.activities import ForgeCalls
 from contracts.forge import (
@@ -21,6 +22,7 @@ from contracts.forge import (
     BranchCleanup,
     CloseChangeInput,
     CloseChangeResult,
+    LabelIssueInput,
     LoadedSpec,
     LoadSpecInput,
     MergeInput,
@@ -139,11 +141,17 @@ class ForgeActivities(ForgeCalls):
                 "the spec is invalid:\n" + "\n".join(problems), problems, type="InvalidSpec", non_retryable=True
             ) from error
         try:
-            policy = parse_policy(policy_text)
+            defaults = policy_defaults()
+        except ConfigError as error:  # the worker's setting, not the run's: retried until an operator fixes it
+            raise ApplicationError(str(error), type="WorkerConfigError") from error
+        try:
+            policy = parse_policy(policy_text, defaults[1] if defaults else None,
+                                  defaults_name=defaults[0] if defaults else "policy defaults")
         except PolicyError as error:
             raise ApplicationError(str(error), type="InvalidPolicy", non_retryable=True) from error
         return LoadedSpec(spec=spec, source_name=name, policy=policy,
-                          policy_ref=PolicyRef(branch=branch, sha=base_sha, found=policy_text is not None))
+                          policy_ref=PolicyRef(branch=branch, sha=base_sha, found=policy_text is not None,
+                                               defaults=defaults[0] if defaults else None))
 
     @activity.defn(name="open_pull_request")
     def open_pull_request(self, request: OpenPullRequestInput) -> PullRequest:
@@ -181,6 +189,13 @@ class ForgeActivities(ForgeCalls):
     def notify(self, request: NotifyInput) -> None:
         try:
             _forge(request.repo).comment(request.pr, request.issue_number, _outgoing(request.body))
+        except ForgeError as error:
+            raise forge_failure(error) from error
+
+    @activity.defn(name="label_issue")
+    def label_issue(self, request: LabelIssueInput) -> None:
+        try:
+            set_status_label(_forge(request.repo), request.issue_number, None, request.label)
         except ForgeError as error:
             raise forge_failure(error) from error
 

@@ -63,6 +63,7 @@ LABEL_STYLE = {
     STATUS_LABELS["rejected"]: ("b60205", "spec2ship's change was rejected"),
     STATUS_LABELS["failed"]: ("d93f0b", "spec2ship could not finish this change"),
     STATUS_LABELS["cancelled"]: ("cfd3d7", "spec2ship's run was cancelled"),
+    STATUS_LABELS["commented"]: ("c5def5", "spec2ship commented and will not merge (autonomy L1)"),
 }
 _PERMISSIONS = {"admin": "admin", "maintain": "write", "write": "write", "triage": "read", "read": "read"}
 

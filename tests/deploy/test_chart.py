@@ -27,6 +27,7 @@ from activities.workspace.mcp_tools import McpSettings
 from contracts.github import OWNER_PATTERN, REPO_PATTERN
 from deploy.render import RELEASE, RenderError, load_values, main, objects, render
 from deploy.render import lint as lint_chart
+from rules.policy import parse_policy
 from workers.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,6 +258,11 @@ def test_the_config_map_holds_what_the_workers_parse(rendered: tuple[Path, list[
     for entry in registry.models:
         if entry.api_key_env:
             assert entry.api_key_env in env_names, f"model {entry.name} reads {entry.api_key_env}; the worker lacks it"
+    if "policy-defaults.yaml" in config:  # what load_spec lays each repository's policy over
+        parse_policy(None, config["policy-defaults.yaml"], defaults_name="policy-defaults.yaml")
+        assert "SPEC2SHIP_POLICY_DEFAULTS" in env_names
+    else:
+        assert "SPEC2SHIP_POLICY_DEFAULTS" not in env_names
 
 
 def test_every_worker_reaches_the_same_blob_store(rendered: tuple[Path, list[dict[str, Any]]],

@@ -301,6 +301,8 @@ async def test_the_factory_starts_an_invalid_spec_whose_run_answers_on_the_issue
     assert any(f"{repo}#{issue}:13: autonomy:" in line for line in lines), answer
     assert len(lines) == len(done.reasons) == 2
     assert fake.pulls(repo) == []
+    # Once Temporal forgets the run, this label is what tells the sweep that the issue had one.
+    assert fake.labels(repo, issue) == [LABEL, STATUS_LABELS["failed"]]
 
 
 async def test_a_run_with_no_coder_configured_says_so_on_the_issue(world: E2E, monkeypatch: pytest.MonkeyPatch,
@@ -320,3 +322,4 @@ async def test_a_run_with_no_coder_configured_says_so_on_the_issue(world: E2E, m
     [answer] = github.bot_comments(repo, issue)
     assert answer.startswith("spec2ship could not start: no coder configured")
     assert fake.pulls(repo) == []
+    assert fake.labels(repo, issue) == [LABEL, STATUS_LABELS["failed"]]

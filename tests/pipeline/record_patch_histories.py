@@ -107,6 +107,11 @@ async def tell_issue_no_coder(client: Client, queue: str, tmp: Path) -> str:
     return handle.id
 
 
+async def issue_ending_label(client: Client, queue: str, tmp: Path) -> str:
+    """A run from an issue that fails before a PR (no coder configured) labels the issue spec2ship:failed."""
+    return await tell_issue_no_coder(client, queue, tmp)
+
+
 async def stage_failure_ends_run(client: Client, queue: str, tmp: Path) -> str:
     """A coder named that no registry knows: planning fails for good, the run ends as failed and cleans up."""
     paths = build_sample(tmp)
@@ -146,7 +151,7 @@ SCENARIOS: dict[str, Scenario] = {
     "count-tool-denials": count_tool_denials, "tell-issue-no-coder": tell_issue_no_coder,
     "stage-failure-ends-run": stage_failure_ends_run, "four-eyes": four_eyes,
     "conversation-in-store": conversation_in_store,
-    "admission-by-signal": admission_by_signal,
+    "admission-by-signal": admission_by_signal, "issue-ending-label": issue_ending_label,
 }
 
 

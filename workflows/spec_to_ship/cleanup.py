@@ -6,12 +6,14 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.activities import BudgetCalls, LedgerCalls, WorkspaceCalls
+    from contracts.activities import BudgetCalls, ForgeCalls, LedgerCalls, WorkspaceCalls
     from contracts.budget import ReleaseInput
     from contracts.evidence import CheckStatus
+    from contracts.forge import STATUS_LABELS, LabelIssueInput
     from contracts.ledger import OutcomeRecord
     from contracts.runs import RunState
-    from workflows.options import LEDGER_CALL, REMOVE_WORKSPACE
+    from workflows.options import FORGE_CALL, LEDGER_CALL, REMOVE_WORKSPACE
+    from workflows.patches import ISSUE_ENDING_LABEL
     from workflows.spec_to_ship.context import RunContext
 
 
@@ -29,9 +31,26 @@ async def cleanup(run: RunContext) -> None:
         await workflow.execute_activity_method(
             BudgetCalls.release_budget, ReleaseInput(team=run.spec.team, run_id=run.workflow_id),
             **LEDGER_CALL, summary="release the unused reservation")
+    await label_issue_without_pr(run)
     if run.spec is not None and run.status.state is not RunState.running:
         await workflow.execute_activity_method(LedgerCalls.record_outcome, outcome(run), **LEDGER_CALL,
                                                summary=f"ledger of {run.spec.service}")
+
+
+async def label_issue_without_pr(run: RunContext) -> None:
+    """A run with a PR labels the PR and the issue as it reports; one that ended before a PR labels the
+    issue here. A forge that refuses leaves only a warning: the label is a courtesy, not the outcome."""
+    ended = run.status.state not in (RunState.running, RunState.awaiting_human)
+    label = STATUS_LABELS.get(run.status.state.value) if ended else None
+    issue = run.request.issue_number
+    if run.pr is not None or issue is None or label is None or not workflow.patched(ISSUE_ENDING_LABEL.id):
+        return
+    try:
+        await workflow.execute_activity_method(
+            ForgeCalls.label_issue, LabelIssueInput(repo=run.request.repo, issue_number=issue, label=label),
+            **FORGE_CALL, summary=f"{label} on issue #{issue}")
+    except ActivityError as error:
+        workflow.logger.warning("status label not set on issue #%s: %s", issue, error)
 
 
 def outcome(run: RunContext) -> OutcomeRecord:
