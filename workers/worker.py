@@ -36,6 +36,7 @@ from activities.preview.activities import PreviewActivities
 from activities.preview.backends import make_preview_backend
 from activities.preview.base import PreviewBackend
 from activities.workspace.activities import WorkspaceActivities
+from activities.workspace.sandbox import reap_orphans
 from contracts.activities import implementations
 from workflows.agent_run import AgentRun
 from workflows.model_evidence import ModelEvidence
@@ -90,6 +91,9 @@ def build_workers(
     reaped = preview.reap(force=True)
     if reaped:
         log.info("removed %d preview(s) left by an earlier worker: %s", len(reaped), ", ".join(reaped))
+    orphans = reap_orphans(data / "workspaces")
+    if orphans:
+        log.info("killed %d process(es) of agent commands an earlier worker left running", orphans)
     tuning = worker_tuning()
     pool = executor or ThreadPoolExecutor(max_workers=tuning.activities, thread_name_prefix="spec2ship-activity")
     workspace = WorkspaceActivities(data, ws_queue, preview)
