@@ -63,6 +63,10 @@ def _stop_group(process: subprocess.Popen[bytes], sig: signal.Signals, wait_s: f
         process.wait(timeout=10)
 
 
+class PortTaken(RuntimeError):
+    """The dev server could not bind its port: something took it after it was found free."""
+
+
 class DevServer:
     """The Temporal dev server on its own ports and database file; `stop` then `start` keeps both."""
 
@@ -77,23 +81,42 @@ class DevServer:
         self.port = free_port()
         self.ui_port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
+        self._started = 0
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> Client:
-        """Start (or start again) and connect; the search attributes are declared on every start."""
+        """Start (or start again on the same port) and connect; search attributes are declared on every start.
+
+        A first start whose port was taken meanwhile (`free_port` can only release what it found) tries
+        new ports; a restart keeps its port, as a restarted server's clients expect."""
+        first = self._started == 0
+        for attempt in range(5):
+            try:
+                return await self._start_once()
+            except PortTaken:
+                if not first or attempt == 4:
+                    raise
+                self.port, self.ui_port = free_port(), free_port()
+        raise AssertionError("unreachable")
+
+    async def _start_once(self) -> Client:
         command = [str(self.binary), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port),
                    "--ui-port", str(self.ui_port), "--db-filename", str(self.database), "--log-level", "error"]
         for name in SEARCH_ATTRIBUTES:
             command += ["--search-attribute", f"{name}=Keyword"]
+        logged = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._started += 1
         deadline = time.monotonic() + 60
         while True:
             if self._process.poll() is not None:
-                raise RuntimeError(f"the dev server exited ({self._process.returncode}):\n{self.log_tail()}")
+                said = self.log.read_bytes()[logged:].decode(errors="replace")
+                kind = PortTaken if "address already in use" in said else RuntimeError
+                raise kind(f"the dev server exited ({self._process.returncode}):\n{said[-2000:]}")
             try:
                 return await Client.connect(self.address, data_converter=pydantic_data_converter)
             except RuntimeError as error:
