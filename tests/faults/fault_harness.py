@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psutil
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
@@ -143,17 +144,35 @@ class WorkerProcess:
         self.env = dict(env)
         self.log = log
         self.starts = 0
+        self.health_port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         assert self._process is None or self._process.poll() is not None, "the worker is already running"
         spec2ship = Path(sys.executable).parent / "spec2ship"
+        self.health_port = free_port()
         with self.log.open("ab") as log:
             log.write(f"--- start {self.starts + 1}\n".encode())
             log.flush()
-            self._process = subprocess.Popen([str(spec2ship), "worker", "--data-dir", str(self.data)], env=self.env,
-                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self._process = subprocess.Popen(
+                [str(spec2ship), "worker", "--data-dir", str(self.data), "--health-port", str(self.health_port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.starts += 1
+
+    async def ready(self, timeout: float = 90) -> None:
+        """Until `/readyz` answers 200: the worker was built (its janitors ran) and polls Temporal."""
+        async with httpx.AsyncClient(timeout=2) as client:
+            async def answers() -> bool:
+                with contextlib.suppress(httpx.HTTPError):
+                    return (await client.get(f"http://127.0.0.1:{self.health_port}/readyz")).status_code == 200
+                return False
+
+            deadline = time.monotonic() + timeout
+            while not await answers():
+                running = self._process is not None and self._process.poll() is None
+                assert running, f"the worker exited:\n{self.log_tail()}"
+                assert time.monotonic() < deadline, f"the worker was not ready in {timeout:.0f} s:\n{self.log_tail()}"
+                await asyncio.sleep(0.2)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no cleanup, nothing reported to Temporal."""

@@ -12,7 +12,8 @@ preview record left, and no stage that had completed before a kill run again.
 - mid-prepare_workspace: after `git worktree add`, before the activity answered (a git shim holds it).
 - mid-run_tool (bubblewrap, and unconfined): while the coder's command runs; the restarted worker must
   not find the dead worker's command still running.
-- mid-validate_in_preview: while the preview runs its checks; the janitor reaps it, the retry reruns it.
+- mid-validate_in_preview (bubblewrap, and unconfined): while the preview runs its checks; what outlives
+  the worker the janitor reaps, and the retry runs the preview again.
 - mid-merge: after the merge moved main, before the PR record said so; the retry finds it by its trailer.
 
 The outcomes, and what brings each run back, are in docs/faults.md.
@@ -94,18 +95,17 @@ async def mid_run_tool(folder: Path, sandbox: str) -> Ending:
         run.worker.kill()
         orphans = processes_under(TOOL_MARKER, run.data)
         run.worker.start()
-        await until(lambda: run.worker.log_tail().count("worker polling") == 2, "the restarted worker", 60,
-                    run.worker)
+        await run.worker.ready()
         alive = [p.pid for p in orphans if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         notes = [f"killed during `sleep 15 && python -m unittest -q` ({sandbox}): {len(orphans)} of its processes "
-                 f"outlived the worker, {len(alive)} still ran once the new worker polled"]
+                 f"outlived the worker, {len(alive)} still ran once the new worker was ready"]
         ending = await run.ending(notes=notes)
         ending.notes.append(f"orphans alive after restart: {alive}")
         return ending
 
 
-async def mid_preview(folder: Path) -> Ending:
-    async with local_run(folder, "preview") as run:
+async def mid_preview(folder: Path, sandbox: str) -> Ending:
+    async with local_run(folder, f"preview-{sandbox}", env={"SPEC2SHIP_SANDBOX": sandbox}) as run:
         run.worker.start()
         handle = await run.submit(run.spec(**{"run: python -m unittest -q": "run: sleep 6 && python -m unittest -q"}))
         await until(lambda: marked_processes(PREVIEW_MARKER, token_of(handle.id)), "the preview", 180, run.worker)
@@ -113,8 +113,8 @@ async def mid_preview(folder: Path) -> Ending:
         run.worker.kill()
         survived = len(marked_processes(PREVIEW_MARKER, token_of(handle.id)))
         run.worker.start()
-        return await run.ending(notes=[f"killed during the preview's checks; {survived} preview process(es) "
-                                       "outlived the worker"])
+        return await run.ending(notes=[f"killed during the preview's checks ({sandbox}); {survived} preview "
+                                       "process(es) outlived the worker"])
 
 
 CASES = {
@@ -123,7 +123,8 @@ CASES = {
     "kill-mid-prepare_workspace": functools.partial(mid_git, activity="prepare_workspace", words="worktree add"),
     "kill-mid-run_tool": functools.partial(mid_run_tool, sandbox="bubblewrap"),
     "kill-mid-run_tool-unconfined": functools.partial(mid_run_tool, sandbox="none"),
-    "kill-mid-validate_in_preview": mid_preview,
+    "kill-mid-validate_in_preview": functools.partial(mid_preview, sandbox="bubblewrap"),
+    "kill-mid-validate_in_preview-unconfined": functools.partial(mid_preview, sandbox="none"),
     "kill-mid-merge": functools.partial(mid_git, activity="merge",
                                         words="update-ref -m spec2ship: merge pull request"),
 }
@@ -139,7 +140,8 @@ async def test_a_worker_killed_at_each_stage_boundary_resumes_without_redoing_a_
 
 
 @pytest.mark.parametrize("case", ["kill-mid-prepare_workspace", "kill-mid-run_tool", "kill-mid-run_tool-unconfined",
-                                  "kill-mid-validate_in_preview", "kill-mid-merge"])
+                                  "kill-mid-validate_in_preview", "kill-mid-validate_in_preview-unconfined",
+                                  "kill-mid-merge"])
 async def test_a_worker_killed_in_a_long_activity_is_retried_once_and_leaves_nothing(
         case: str, fault_cases: FaultCases) -> None:
     ending: Ending = await fault_cases.outcome(case)
@@ -147,7 +149,8 @@ async def test_a_worker_killed_in_a_long_activity_is_retried_once_and_leaves_not
     ending.assert_clean([RunState.merged])
     killed = {"kill-mid-prepare_workspace": "prepare_workspace", "kill-mid-run_tool": "coder:run_tool",
               "kill-mid-run_tool-unconfined": "coder:run_tool", "kill-mid-validate_in_preview": "validate_in_preview",
-              "kill-mid-merge": "merge_pull_request"}[case]
+              "kill-mid-validate_in_preview-unconfined": "validate_in_preview", "kill-mid-merge": "merge_pull_request"
+              }[case]
     assert ending.history.attempts[killed] == 2, ending.history.attempts  # the lost attempt, then its retry
     assert ending.history.stages_run_again() == {}
     if case.startswith("kill-mid-run_tool"):
