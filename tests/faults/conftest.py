@@ -21,8 +21,21 @@ async def fault_cases(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
         if "fault_cases" in getattr(item, "fixturenames", ()) and callspec is not None and "case" in callspec.params:
             name = callspec.params["case"]
             selected[name] = item.module.CASES[name]  # type: ignore[attr-defined]
-    cases = FaultCases(selected, tmp_path_factory, int(os.environ.get("SPEC2SHIP_FAULT_CONCURRENCY", "8")))
+    limit = int(os.environ.get("SPEC2SHIP_FAULT_CONCURRENCY", "0")) or len(selected) or 1
+    cases = FaultCases(selected, tmp_path_factory, limit)
+    _RAN.append(cases)
     try:
         yield cases
     finally:
         await cases.close()
+
+
+_RAN: list[FaultCases] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How long each fault case ran (its own wall time, while the others ran beside it)."""
+    for cases in _RAN:
+        terminalreporter.section("fault cases")
+        for name, seconds in sorted(cases.seconds.items(), key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{seconds:6.0f} s  {name}")

@@ -50,7 +50,7 @@ async def by_a_person(folder: Path, name: str, act: Callable[[GitHubRun], Awaita
     """A person acts on the PR while the preview validates its head (a slow check keeps it there)."""
     async with github_run(folder, name) as run:
         run.worker.start()
-        handle = await run.submit(github_spec(f"shop-{run.name}", check="sleep 4 && grep -q '/health' README.md"))
+        handle = await run.submit(github_spec(f"shop-{run.name}", check="sleep 8 && grep -q '/health' README.md"))
         await stage_reached(handle, "preview")
         did = await act(run)
         return await run.ending(), did
