@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.forge.base import BranchKept, Forge, ForgeError
+from activities.heartbeats import beating
 from contracts.activities import ForgeCalls
 from contracts.forge import (
     STATUS_LABELS,
@@ -117,6 +118,7 @@ def read_spec_text(forge: Forge, repo: RepoRef, source: SpecSource) -> tuple[str
 
 class ForgeActivities(ForgeCalls):
     @activity.defn(name="load_spec")
+    @beating
     def load_spec(self, request: LoadSpecInput) -> LoadedSpec:
         """A spec that fails validation is a non-retryable `InvalidSpec` whose details list every
         problem with its line; the workflow answers it on the issue (or in the CLI)."""
@@ -146,6 +148,7 @@ class ForgeActivities(ForgeCalls):
                           policy_ref=PolicyRef(branch=branch, sha=base_sha, found=policy_text is not None))
 
     @activity.defn(name="open_pull_request")
+    @beating
     def open_pull_request(self, request: OpenPullRequestInput) -> PullRequest:
         try:
             return _forge(request.repo).open_pull_request(
@@ -155,6 +158,7 @@ class ForgeActivities(ForgeCalls):
             raise forge_failure(error) from error
 
     @activity.defn(name="publish_evidence")
+    @beating
     def publish_evidence(self, request: PublishEvidenceInput) -> None:
         try:
             forge = _forge(request.repo)
@@ -166,6 +170,7 @@ class ForgeActivities(ForgeCalls):
             raise forge_failure(error) from error
 
     @activity.defn(name="merge_pull_request")
+    @beating
     def merge_pull_request(self, request: MergeInput) -> MergeResult:
         """Merge, then delete the branch when asked and the change landed (`result.branch` says how that went)."""
         try:
@@ -178,6 +183,7 @@ class ForgeActivities(ForgeCalls):
             raise forge_failure(error) from error
 
     @activity.defn(name="notify")
+    @beating
     def notify(self, request: NotifyInput) -> None:
         try:
             _forge(request.repo).comment(request.pr, request.issue_number, _outgoing(request.body))
@@ -185,6 +191,7 @@ class ForgeActivities(ForgeCalls):
             raise forge_failure(error) from error
 
     @activity.defn(name="close_change")
+    @beating
     def close_change(self, request: CloseChangeInput) -> CloseChangeResult:
         """Close the PR, set the final status label, and delete the branch when asked."""
         try:
