@@ -237,9 +237,12 @@ class GitShim:
 
 
 async def until(check: Callable[[], object], what: str, timeout: float, worker: WorkerProcess | None = None) -> None:
-    """Poll `check` until it is true; fail naming `what` (and the worker's log) after `timeout` s."""
+    """Poll `check` until it is true; fail naming `what` (and the worker's log) after `timeout` s.
+
+    The check runs in a thread: process scans read /proc for every process on the machine, and the event
+    loop they would block follows the other cases' histories (a late kill lands past its boundary)."""
     deadline = time.monotonic() + timeout
-    while not check():
+    while not await asyncio.to_thread(check):
         if time.monotonic() > deadline:
             log = f"\nworker log:\n{worker.log_tail()}" if worker else ""
             raise AssertionError(f"gave up waiting for {what}{log}")
@@ -294,6 +297,7 @@ class HistoryFacts:
 
     scheduled: dict[str, int] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # why the attempt before the last one ended
 
     def stages_run_again(self) -> dict[str, int]:
         """The run's own activities and agents scheduled more than once (evidence is published twice by design)."""
@@ -317,6 +321,8 @@ async def history_facts(client: Client, workflow_id: str, prefix: str = "") -> H
             started = event.activity_task_started_event_attributes
             name = names[started.scheduled_event_id]
             facts.attempts[name] = max(facts.attempts.get(name, 0), started.attempt)
+            if started.attempt > 1:
+                facts.failures[name] = started.last_failure.message
         elif event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
             children.append(event.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id)
     for child in children:
@@ -327,6 +333,7 @@ async def history_facts(client: Client, workflow_id: str, prefix: str = "") -> H
             facts.scheduled[name] = facts.scheduled.get(name, 0) + count
         for name, attempt in inner.attempts.items():
             facts.attempts[name] = max(facts.attempts.get(name, 0), attempt)
+        facts.failures.update(inner.failures)
     return facts
 
 

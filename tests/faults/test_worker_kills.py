@@ -147,11 +147,17 @@ async def test_a_worker_killed_in_a_long_activity_is_retried_once_and_leaves_not
     ending: Ending = await fault_cases.outcome(case)
     print(f"\n{case}: " + "; ".join(ending.notes))
     ending.assert_clean([RunState.merged])
-    killed = {"kill-mid-prepare_workspace": "prepare_workspace", "kill-mid-run_tool": "coder:run_tool",
-              "kill-mid-run_tool-unconfined": "coder:run_tool", "kill-mid-validate_in_preview": "validate_in_preview",
-              "kill-mid-validate_in_preview-unconfined": "validate_in_preview", "kill-mid-merge": "merge_pull_request"
-              }[case]
+    killed, noticed_by = {
+        "kill-mid-prepare_workspace": ("prepare_workspace", "Heartbeat"),
+        # run_tool has no heartbeat (workflows/agent_run.py): its own start-to-close timeout finds the loss
+        "kill-mid-run_tool": ("coder:run_tool", "StartToClose"),
+        "kill-mid-run_tool-unconfined": ("coder:run_tool", "StartToClose"),
+        "kill-mid-validate_in_preview": ("validate_in_preview", "Heartbeat"),
+        "kill-mid-validate_in_preview-unconfined": ("validate_in_preview", "Heartbeat"),
+        "kill-mid-merge": ("merge_pull_request", "Heartbeat"),
+    }[case]
     assert ending.history.attempts[killed] == 2, ending.history.attempts  # the lost attempt, then its retry
+    assert ending.history.failures[killed] == f"activity {noticed_by} timeout", ending.history.failures
     assert ending.history.stages_run_again() == {}
     if case.startswith("kill-mid-run_tool"):
         assert ending.notes[-1] == "orphans alive after restart: []", "the dead worker's command still ran"
