@@ -38,6 +38,7 @@ from activities.preview.base import PreviewBackend
 from activities.store import BlobStore
 from activities.store.activities import StoreActivities
 from activities.workspace.activities import WorkspaceActivities
+from activities.workspace.sandbox import reap_orphans
 from contracts.activities import implementations
 from workers.codec.blobs import worker_store
 from workflows.agent_run import AgentRun
@@ -102,6 +103,9 @@ def build_workers(
     reaped = preview.reap(force=True)
     if reaped:
         log.info("removed %d preview(s) left by an earlier worker: %s", len(reaped), ", ".join(reaped))
+    orphans = reap_orphans(data / "workspaces")
+    if orphans:
+        log.info("killed %d process(es) of agent commands an earlier worker left running", orphans)
     tuning = worker_tuning()
     pool = executor or ThreadPoolExecutor(max_workers=tuning.activities, thread_name_prefix="spec2ship-activity")
     workspace = WorkspaceActivities(data, ws_queue, preview, store)

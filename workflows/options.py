@@ -20,27 +20,31 @@ class ActivityOptions(TypedDict, total=False):
     retry_policy: RetryPolicy
 
 
+# A worker that died mid-activity (SIGKILL, OOM, a lost node) is noticed when its activity stops beating
+# (activities/heartbeats.py), not when the start-to-close timeout runs out minutes later.
+LOST_WORKER = timedelta(seconds=30)
 # The forge (GitHub or a local repository): rate limits come back with GitHub's own wait; a spec or
 # policy that does not validate will not validate on a retry.
 FORGE_CALL: ActivityOptions = {
-    "start_to_close_timeout": timedelta(minutes=2),
+    "start_to_close_timeout": timedelta(minutes=2), "heartbeat_timeout": LOST_WORKER,
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=2),
                                 maximum_attempts=8, non_retryable_error_types=["InvalidSpec", "InvalidPolicy"]),
 }
 # git in the worker's workspace: waits for that worker to poll; a lost workspace is not coming back.
 WORKSPACE_GIT: ActivityOptions = {
-    "start_to_close_timeout": timedelta(minutes=5),
+    "start_to_close_timeout": timedelta(minutes=5), "heartbeat_timeout": LOST_WORKER,
     "schedule_to_start_timeout": timedelta(minutes=10),
     "retry_policy": RetryPolicy(maximum_attempts=5, non_retryable_error_types=["WorkspaceLost"]),
 }
-# Making the working copy: a clone can take minutes, so it heartbeats; a worker that crashed mid-clone is
-# noticed after 30 s (not after the 5-minute timeout) and the retry waits for that worker to come back.
-PREPARE_WORKSPACE: ActivityOptions = {**WORKSPACE_GIT, "heartbeat_timeout": timedelta(seconds=30)}
+# Making the working copy: a clone can take minutes; a worker that crashed mid-clone is noticed after
+# LOST_WORKER and the retry waits for that worker to come back.
+PREPARE_WORKSPACE: ActivityOptions = {**WORKSPACE_GIT}
 # Finding a worker to hold the workspace: any worker on the shared queue answers at once.
 CLAIM_WORKSPACE: ActivityOptions = {"start_to_close_timeout": timedelta(seconds=30)}
 # Removing the workspace at the end: a janitor removes what this cannot, so it gives up after 30 minutes.
 REMOVE_WORKSPACE: ActivityOptions = {
     "start_to_close_timeout": timedelta(minutes=2), "schedule_to_close_timeout": timedelta(minutes=30),
+    "heartbeat_timeout": LOST_WORKER,
     "retry_policy": RetryPolicy(maximum_attempts=5),
 }
 # Entity workflows (ledger, budget): quick Temporal calls, retried while the entity starts or moves on.

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from activities.agents.base import ProviderError
 from activities.agents.http_provider import HttpChatProvider
+from activities.agents.http_retry import body_error
 from activities.agents.registry import ModelEntry
 from contracts.agents import Message, ModelRequest, ModelTurn, ToolCall, Usage
 
@@ -113,11 +113,8 @@ def parse_message(response: httpx.Response, entry: ModelEntry) -> ModelTurn:
     try:
         message = _Message.model_validate(response.json())
     except (ValueError, ValidationError) as err:
-        raise ProviderError(
-            f"model {entry.name!r}: {response.request.url} answered {response.status_code} with a body that is not "
-            f"an Anthropic message ({str(err)[:200]}); check base_url points at the Messages API",
-            retryable=False, error_type="invalid_response",
-        ) from err
+        raise body_error(response, entry.name, "an Anthropic message", "check base_url points at the Messages API",
+                         err) from err
     text = "".join(block.text or "" for block in message.content if block.type == "text")
     calls = [
         ToolCall(id=block.id or f"toolu_{index}", name=block.name or "", arguments=block.input or {})

@@ -223,6 +223,19 @@ def error_detail(response: httpx.Response) -> str:
     return json.dumps(body)[:_MAX_DETAIL]
 
 
+def body_error(response: httpx.Response, model_name: str, shape: str, hint: str, err: Exception) -> ProviderError:
+    """A 2xx answer the provider cannot read: JSON cut short or malformed (a server or proxy fault: the same
+    bytes would come back, so it is not retried), or not JSON of `shape` at all (`hint`: usually base_url)."""
+    where = f"model {model_name!r}: {response.request.url} answered {response.status_code}"
+    if isinstance(err, json.JSONDecodeError) and response.text.lstrip().startswith(("{", "[")):
+        return ProviderError(
+            f"{where} with JSON that does not parse, cut short or malformed ({str(err)[:200]}, after "
+            f"{len(response.content)} bytes); see the model server's or its proxy's logs",
+            retryable=False, error_type="invalid_response")
+    return ProviderError(f"{where} with a body that is not {shape} ({str(err)[:200]}); {hint}",
+                         retryable=False, error_type="invalid_response")
+
+
 def as_application_error(error: ProviderError) -> ApplicationError:
     """The Temporal shape of a ProviderError: non-retryable stays so, and Retry-After sets the next delay."""
     delay = timedelta(seconds=error.retry_after_s) if error.retry_after_s is not None else None

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.agents.base import ProviderError
 from activities.agents.http_provider import HttpChatProvider
+from activities.agents.http_retry import body_error
 from activities.agents.registry import ModelEntry
 from contracts.agents import Message, ModelRequest, ModelTurn, ToolCall, ToolSpec, Usage
 
@@ -120,11 +120,8 @@ def parse_completion(response: httpx.Response, entry: ModelEntry) -> ModelTurn:
     try:
         completion = _Completion.model_validate(response.json())
     except (ValueError, ValidationError) as err:
-        raise ProviderError(
-            f"model {entry.name!r}: {response.request.url} answered {response.status_code} with a body that is not "
-            f"an OpenAI chat completion ({str(err)[:200]}); check base_url points at an OpenAI-compatible /v1 API",
-            retryable=False, error_type="invalid_response",
-        ) from err
+        raise body_error(response, entry.name, "an OpenAI chat completion",
+                         "check base_url points at an OpenAI-compatible /v1 API", err) from err
     choice = completion.choices[0]
     usage = completion.usage or _Usage()
     turn_usage = Usage(input_tokens=usage.prompt_tokens or 0, output_tokens=usage.completion_tokens or 0)

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.config import ConfigError, policy_defaults
 from activities.forge.base import BranchKept, Forge, ForgeError
+from activities.heartbeats import beating
 from contracts.activities import ForgeCalls
 from contracts.forge import (
     STATUS_LABELS,
@@ -119,6 +120,7 @@ def read_spec_text(forge: Forge, repo: RepoRef, source: SpecSource) -> tuple[str
 
 class ForgeActivities(ForgeCalls):
     @activity.defn(name="load_spec")
+    @beating
     def load_spec(self, request: LoadSpecInput) -> LoadedSpec:
         """A spec that fails validation is a non-retryable `InvalidSpec` whose details list every
         problem with its line; the workflow answers it on the issue (or in the CLI)."""
@@ -154,6 +156,7 @@ class ForgeActivities(ForgeCalls):
                                                defaults=defaults[0] if defaults else None))
 
     @activity.defn(name="open_pull_request")
+    @beating
     def open_pull_request(self, request: OpenPullRequestInput) -> PullRequest:
         try:
             return _forge(request.repo).open_pull_request(
@@ -163,6 +166,7 @@ class ForgeActivities(ForgeCalls):
             raise forge_failure(error) from error
 
     @activity.defn(name="publish_evidence")
+    @beating
     def publish_evidence(self, request: PublishEvidenceInput) -> None:
         try:
             forge = _forge(request.repo)
@@ -174,6 +178,7 @@ class ForgeActivities(ForgeCalls):
             raise forge_failure(error) from error
 
     @activity.defn(name="merge_pull_request")
+    @beating
     def merge_pull_request(self, request: MergeInput) -> MergeResult:
         """Merge, then delete the branch when asked and the change landed (`result.branch` says how that went)."""
         try:
@@ -186,6 +191,7 @@ class ForgeActivities(ForgeCalls):
             raise forge_failure(error) from error
 
     @activity.defn(name="notify")
+    @beating
     def notify(self, request: NotifyInput) -> None:
         try:
             _forge(request.repo).comment(request.pr, request.issue_number, _outgoing(request.body))
@@ -200,6 +206,7 @@ class ForgeActivities(ForgeCalls):
             raise forge_failure(error) from error
 
     @activity.defn(name="close_change")
+    @beating
     def close_change(self, request: CloseChangeInput) -> CloseChangeResult:
         """Close the PR, set the final status label, and delete the branch when asked."""
         try:

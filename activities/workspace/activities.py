@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.forge.activities import forge_failure
 from activities.forge.base import Forge, ForgeError
+from activities.heartbeats import beating
 from activities.preview.base import PreviewBackend
 from activities.review.checks import deterministic_checks, risk_checks
 from activities.review.erosion import FileChange, wanted
@@ -149,11 +150,13 @@ class WorkspaceActivities(WorkspaceCalls):
                                duration_s=round(result.duration_s, 2))
 
     @activity.defn(name="diff_workspace")
+    @beating
     def diff_workspace(self, workspace: WorkspaceRef) -> WorkspaceDiff:
         diff, stat = _change(Path(workspace.path), workspace.base_sha)
         return WorkspaceDiff(diff=diff[:DIFF_CAP], truncated=len(diff) > DIFF_CAP, stat=stat)
 
     @activity.defn(name="check_change")
+    @beating
     def check_change(self, request: CheckChangeInput) -> list[CriterionResult]:
         # The whole diff, not the copy capped for prompts: a credential past the cap must still be found.
         root, base = Path(request.workspace.path), request.workspace.base_sha
@@ -163,6 +166,7 @@ class WorkspaceActivities(WorkspaceCalls):
         return deterministic_checks(diff, stat, request.constraints) + risk_checks(stat.files, changes, rules)
 
     @activity.defn(name="publish_branch")
+    @beating
     def publish_branch(self, request: PublishBranchInput) -> str:
         try:
             return self._forge(request.workspace.repo).publish_branch(
@@ -181,6 +185,7 @@ class WorkspaceActivities(WorkspaceCalls):
         return await self.preview.run(preview_request, activity.heartbeat)
 
     @activity.defn(name="remove_workspace")
+    @beating
     def remove_workspace(self, workspace: WorkspaceRef) -> None:
         try:
             self._forge(workspace.repo).remove_workspace(Path(workspace.path))

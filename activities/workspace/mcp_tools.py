@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.workspace.sandbox import MARKER, Confinement, SandboxMounts, bwrap_argv, kill_marked, with_limits
+from activities.workspace.sandbox import (
+    MARKER,
+    Confinement,
+    SandboxMounts,
+    bwrap_argv,
+    kill_marked,
+    new_marker,
+    with_limits,
+)
 from activities.workspace.snapshot import take_snapshot, undo
 from contracts.agents import ToolCall, ToolSpec
 from contracts.workspace import ToolGrant
@@ -226,7 +233,7 @@ def execute_mcp(workspace: Workspace, call: ToolCall, grant: ToolGrant, settings
     if server is None:
         raise McpFailed(f"no MCP server named {server_name!r} is configured on this worker "
                         "(SPEC2SHIP_MCP_CONFIG); ask the operator to add it or remove the grant")
-    marker = uuid.uuid4().hex
+    marker = new_marker(workspace.root)
     before = take_snapshot(workspace, grant)
 
     async def call_tool() -> tuple[str, bool]:
@@ -266,7 +273,7 @@ def mcp_tool_specs(workspace: Workspace, grant: ToolGrant, settings: McpSettings
         server = settings.server(server_name)
         if server is None:
             continue
-        for tool in _run(functools.partial(_list_tools, server, workspace, uuid.uuid4().hex)):
+        for tool in _run(functools.partial(_list_tools, server, workspace, new_marker(workspace.root))):
             if tool.name not in tools:
                 continue
             schema = getattr(tool, "input_schema", None) or getattr(tool, "inputSchema", None) or {"type": "object"}

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
@@ -30,7 +31,9 @@ import psutil
 from pydantic import BaseModel, Field
 
 # Every process started for one command or MCP call carries this variable with a fresh value, so what
-# escaped the process group (setsid, double fork) can still be found and killed afterwards.
+# escaped the process group (setsid, double fork) can still be found and killed afterwards. The value also
+# names the workspace (`new_marker`): a worker that died (SIGKILL, OOM) could not kill its commands, and the
+# worker that takes its folder over finds them by it (`reap_orphans`).
 MARKER = "SPEC2SHIP_TOOL_RUN"
 
 
@@ -246,6 +249,30 @@ def _user_tasks() -> int:
         except OSError:
             continue
     return count
+
+
+def new_marker(workspace: Path) -> str:
+    """A fresh marker for one command or MCP call in `workspace`."""
+    return f"{uuid.uuid4().hex} {Path(workspace).resolve()}"
+
+
+def reap_orphans(workspaces: Path) -> int:
+    """Kill every process whose marker names a workspace under `workspaces`; how many were killed.
+
+    Unconfined commands run in their own session, so SIGKILL of the worker leaves them running with
+    nobody to enforce their timeout (under bubblewrap, `--die-with-parent` takes them along). Call it when
+    a worker starts, before it takes work: like the preview janitor's forced sweep, it assumes that no
+    other live worker shares the folder.
+    """
+    base = Path(workspaces).resolve()
+    killed = 0
+    for proc in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            _, _, where = proc.environ().get(MARKER, "").partition(" ")
+            if where and Path(where).is_relative_to(base):
+                proc.kill()
+                killed += 1
+    return killed
 
 
 def kill_marked(marker: str) -> int:

@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import regex
@@ -28,6 +27,7 @@ from activities.workspace.sandbox import (
     SandboxMounts,
     bwrap_argv,
     choose,
+    new_marker,
     with_limits,
 )
 from activities.workspace.secrets import WALK_LIMIT, SecretScan, git_secret_attributes, scan_secrets
@@ -271,7 +271,7 @@ class Workspace:
         confinement = self.confinement
         secrets = self.secrets()
         before = take_snapshot(self, grant)
-        marker = uuid.uuid4().hex
+        marker = new_marker(self.root)
         scratch = Path(tempfile.mkdtemp(prefix="spec2ship-cmd-"))
         try:
             argv, env = self._command_argv(command, confinement, secrets, scratch, marker)

@@ -37,7 +37,8 @@ Issues are listed (GET /repos/{o}/{r}/issues) with GitHub's filters state, label
 sort, direction, since and creator, paginated with `per_page`/`page` and a `Link` header; the other
 documented filters are refused with 422 rather than ignored.
 
-Failure injection: `fail(method, path_regex, status, times=1)` (e.g. a 502 once), `rate_limit(...)`
+Failure injection: `fail(method, path_regex, status, times=1)` (e.g. a 502 once; `after=True` carries the
+request out and loses only its answer), `rate_limit(...)`
 (429 or 403 with Retry-After / X-RateLimit-* headers), `set_mergeable(repo, number, False)` (405),
 and `push_commit(repo, branch, files)` moves a branch as a human would (the next merge with the old
 sha gets 409, and a force-with-lease push over it is refused).
@@ -150,6 +151,7 @@ class Fault:
     body: Json
     headers: dict[str, str]
     remaining: int
+    after: bool = False  # handled first, then answered with the failure: it landed, the client never heard
 
     def matches(self, method: str, path: str) -> bool:
         return self.remaining > 0 and method == self.method and self.pattern.search(path) is not None
@@ -338,12 +340,15 @@ class FakeGitHub:
         times: int = 1,
         message: str | None = None,
         headers: dict[str, str] | None = None,
+        after: bool = False,
     ) -> None:
-        """Answer the next `times` requests matching (method, regex on the path after `/api/v3`) with `status`."""
+        """Answer the next `times` requests matching (method, regex on the path after `/api/v3`) with `status`;
+        with `after`, each is carried out first (a PR opened, a merge made) and only its answer is lost."""
         default = {500: "Server Error", 502: "Server Error", 503: "Service Unavailable", 404: "Not Found"}
         body = Shapes.error(message or default.get(status, "Injected failure"), status)
         with self._lock:
-            self._faults.append(Fault(method.upper(), re.compile(path_regex), status, body, headers or {}, times))
+            self._faults.append(Fault(method.upper(), re.compile(path_regex), status, body, headers or {}, times,
+                                      after))
 
     def rate_limit(
         self,
@@ -1040,14 +1045,7 @@ class _Recorder:
         )
         collected = _Collected()
         fault = self.fake._take_fault(scope["method"], recorded.api_path or path)
-        if fault is not None:
-            recorded.injected = True
-            collected.status, collected.body = fault.status, json.dumps(fault.body).encode()
-            collected.headers = [
-                (b"content-type", b"application/json; charset=utf-8"),
-                *((k.lower().encode(), v.encode()) for k, v in fault.headers.items()),
-            ]
-        else:
+        if fault is None or fault.after:
             delivered = False
 
             async def replay() -> Message:
@@ -1065,6 +1063,13 @@ class _Recorder:
                     collected.body += message.get("body", b"")
 
             await self.app(scope, replay, capture)
+        if fault is not None:
+            recorded.injected = True
+            collected.status, collected.body = fault.status, json.dumps(fault.body).encode()
+            collected.headers = [
+                (b"content-type", b"application/json; charset=utf-8"),
+                *((k.lower().encode(), v.encode()) for k, v in fault.headers.items()),
+            ]
         # Record (and check) before answering, so a test that reads `requests` after its call sees it.
         recorded.status = collected.status
         recorded.response = collected.body if recorded.api_path is not None else b""

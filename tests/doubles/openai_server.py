@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -69,13 +71,30 @@ class Stall(BaseModel):
 
 
 class Garbage(BaseModel):
-    """A 200 answer that is not a chat completion: a misconfigured base_url."""
+    """A 200 answer that is not a chat completion: a misconfigured base_url (HTML), or with `media_type`
+    application/json a complete answer whose JSON is cut short."""
 
     kind: Literal["garbage"] = "garbage"
     body: str = "<html>not an API</html>"
+    media_type: str = "text/html"
 
 
-Step = Reply | Fail | Stall | Garbage
+class Reset(BaseModel):
+    """The connection is reset (TCP RST) once the request is read: no status, no headers."""
+
+    kind: Literal["reset"] = "reset"
+
+
+class Cut(BaseModel):
+    """The headers of `reply` with its full Content-Length, then only `keep` bytes of its body, then the
+    connection closes: a completion truncated on the wire."""
+
+    kind: Literal["cut"] = "cut"
+    reply: Reply = Field(default_factory=Reply)
+    keep: int = 40
+
+
+Step = Reply | Fail | Stall | Garbage | Reset | Cut
 
 
 class ReceivedRequest(BaseModel):
@@ -142,12 +161,18 @@ class ScriptedDouble:
             with self._lock:
                 self.requests.append(ReceivedRequest(path=request.url.path, headers=dict(request.headers), body=body))
             refused = self.refuse(request)
-            return refused if refused is not None else await self._play(body.get("model", "unknown"))
+            return refused if refused is not None else await self._play(body.get("model", "unknown"), request)
 
         app.add_api_route(self.route, answer, methods=["POST"])
-        return app
 
-    async def _play(self, requested_model: str) -> Response:
+        async def with_connection(scope: Any, receive: Any, send: Any) -> None:
+            """uvicorn hands the app its connection's own `send`; its transport is what `Reset`/`Cut` break."""
+            scope["double.transport"] = getattr(getattr(send, "__self__", None), "transport", None)
+            await app(scope, receive, send)
+
+        return with_connection  # type: ignore[return-value]
+
+    async def _play(self, requested_model: str, request: Request) -> Response:
         step = self._next()
         if step is None:
             return self.error(Fail(status=500, message="the test double's script is exhausted"))
@@ -159,8 +184,32 @@ class ScriptedDouble:
         if isinstance(step, Fail):
             return self.error(step)
         if isinstance(step, Garbage):
-            return Response(step.body, media_type="text/html")
+            return Response(step.body, media_type=step.media_type)
+        if isinstance(step, Reset | Cut):
+            return await _break(request, step, self.success(step.reply, requested_model) if isinstance(step, Cut)
+                                else None)
         return JSONResponse(self.success(step, requested_model))
+
+
+async def _break(request: Request, step: Reset | Cut, body: dict[str, Any] | None) -> Response:
+    """Reset or cut the connection under the request, past anything uvicorn would answer."""
+    transport = request.scope.get("double.transport")
+    if transport is None:
+        raise RuntimeError(f"{step.kind} needs uvicorn's transport; serve the double with ServerThread")
+    if isinstance(step, Cut) and body is not None:
+        data = json.dumps(body).encode()
+        head = (f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n"
+                ).encode()
+        transport.write(head + data[: step.keep])
+        await asyncio.sleep(0.05)
+        transport.close()
+    else:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # linger 0: close() sends RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    # Nothing more can reach the client; uvicorn's own answer goes to a closed transport.
+    return Response(status_code=204)
 
 
 def completion_body(reply: Reply, requested_model: str) -> dict[str, Any]:

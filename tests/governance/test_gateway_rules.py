@@ -381,3 +381,24 @@ def test_secret_folders_stay_and_new_secrets_go(mode: str, repo: Path) -> None:
     assert (repo / ".aws" / "credentials").read_text().startswith("[default]")
     if mode == "bubblewrap":
         assert "Zm9vYmFyYmF6cXV4MTIzNDU2"[::-1] not in result.output
+
+
+def test_a_starting_worker_kills_only_the_commands_left_in_its_own_workspaces(tmp_path: Path) -> None:
+    """What an unconfined command leaves when its worker is SIGKILLed is found by the workspace its marker
+    names; another folder's commands (another worker's) are left alone."""
+    import subprocess
+
+    ours, theirs = tmp_path / "ours" / "workspaces", tmp_path / "theirs" / "workspaces"
+    started = []
+    for base in (ours, theirs):
+        (base / "run-1").mkdir(parents=True)
+        env = {**os.environ, sandbox.MARKER: sandbox.new_marker(base / "run-1")}
+        started.append(subprocess.Popen(["sleep", "60"], env=env, start_new_session=True))
+    try:
+        assert sandbox.reap_orphans(ours) == 1
+        assert started[0].wait(timeout=10) == -9
+        assert started[1].poll() is None
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from doubles.openai_server import Fail, Garbage, OpenAIDouble, Reply, ScriptedToolCall, Stall
+from doubles.openai_server import Cut, Fail, Garbage, OpenAIDouble, Reply, Reset, ScriptedToolCall, Stall
 from provider_fixtures import RecordingSleep, model_entry, module_double, turn_facts
 
 from activities.agents.base import ProviderError
@@ -188,6 +188,35 @@ async def test_a_body_that_is_not_a_completion_is_a_clear_error(server: OpenAIDo
         await OpenAICompatProvider(entry_for(server), env=ENV).complete(request())
     assert caught.value.error_type == "invalid_response"
     assert "check base_url" in str(caught.value)
+
+
+async def test_a_complete_answer_with_json_cut_short_is_not_retried_and_says_what_it_is(server: OpenAIDouble) -> None:
+    server.script(Garbage(body='{"id": "chatcmpl-1", "choices": [{"ind', media_type="application/json"))
+    with pytest.raises(ProviderError) as caught:
+        await OpenAICompatProvider(entry_for(server, max_retries=3), env=ENV).complete(request())
+    assert not caught.value.retryable and caught.value.error_type == "invalid_response"
+    assert "with JSON that does not parse, cut short or malformed" in str(caught.value)
+    assert "base_url" not in str(caught.value)  # the endpoint is right; what it sent is broken
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("fault", [Reset(), Cut(keep=40)], ids=["reset", "cut-mid-body"])
+async def test_a_connection_reset_or_cut_mid_body_is_retried(server: OpenAIDouble, fault: Reset | Cut) -> None:
+    server.script(fault, Reply(content="done"))
+    sleep = RecordingSleep()
+    turn = await OpenAICompatProvider(entry_for(server, max_retries=1), env=ENV, sleep=sleep).complete(request())
+    assert turn.message.content == "done"
+    assert len(server.requests) == 2 and len(sleep.delays) == 1
+
+
+@pytest.mark.parametrize("fault", [Reset(), Cut(keep=40)], ids=["reset", "cut-mid-body"])
+async def test_a_broken_connection_left_to_temporal_is_a_retryable_connection_error(
+        server: OpenAIDouble, fault: Reset | Cut) -> None:
+    server.script(fault)
+    with pytest.raises(ProviderError) as caught:
+        await OpenAICompatProvider(entry_for(server, max_retries=0), env=ENV).complete(request())
+    assert caught.value.retryable and caught.value.error_type == "connection_error"
+    assert "Check base_url and that the server is running" in str(caught.value)
 
 
 async def test_an_unreachable_server_is_a_retryable_connection_error() -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from faults.fault_harness import PREVIEW_MARKER, marked_processes, token_of
 from temporalio.testing import WorkflowEnvironment
 
 from activities.forge.local import list_pull_requests
@@ -31,7 +32,6 @@ from workers.runs import start_run
 from workers.sample.repo import build_sample, git
 
 pytestmark = pytest.mark.slow
-MARKER = "SPEC2SHIP_PREVIEW_ID"
 
 
 def _start_worker(env: dict[str, str], data: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -40,15 +40,9 @@ def _start_worker(env: dict[str, str], data: Path, log: Path) -> subprocess.Pope
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _preview_processes() -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if MARKER in process.environ():
-                found.append(process)
-        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue
-    return [p for p in found if p.status() != psutil.STATUS_ZOMBIE]
+def _preview_processes(workflow_id: str) -> list[psutil.Process]:
+    """This run's preview processes only: other tests on the machine may run previews of their own."""
+    return marked_processes(PREVIEW_MARKER, token_of(workflow_id))
 
 
 async def test_killed_worker_mid_preview_run_still_merges_once(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
@@ -76,7 +70,7 @@ async def test_killed_worker_mid_preview_run_still_merges_once(dev_env: Workflow
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         if sandbox.choose() is Confinement.none:  # the worker's setting: SPEC2SHIP_SANDBOX as inherited
-            assert _preview_processes(), "unconfined, the preview outlives the killed worker (its own session)"
+            assert _preview_processes(handle.id), "unconfined, the preview outlives the killed worker (its own session)"
         second = _start_worker(env, data, log)
         status: RunStatus = await asyncio.wait_for(handle.result(), timeout=240)
     finally:
@@ -90,5 +84,5 @@ async def test_killed_worker_mid_preview_run_still_merges_once(dev_env: Workflow
     assert len(pulls) == 1 and pulls[0].state == "merged"
     merges = git(paths["repo"], "log", "--merges", "--oneline", "main").splitlines()
     assert len(merges) == 1, merges
-    assert _preview_processes() == []
+    assert _preview_processes(handle.id) == []
     assert not list((data / "previews").glob("*.json"))
