@@ -8,6 +8,7 @@ queue, so sharing one server across modules would let one module's leftovers sta
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -30,8 +31,8 @@ def _binary(name: str) -> str:
     return str(path)
 
 
-@pytest_asyncio.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+@contextlib.asynccontextmanager
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server (the one `spec2ship up` runs), with the project's search attributes."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_binary("temporal"),
@@ -43,6 +44,21 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One dev server per test module (see the module docstring)."""
+    async with dev_server() as env:
+        yield env
+
+
+@pytest_asyncio.fixture
+async def own_dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server for one test: for a test whose worker runs in another process on a queue of its own,
+    where the module's earlier tests left entity workflows (budget, ledger) bound to their queues."""
+    async with dev_server() as env:
+        yield env
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -148,7 +148,10 @@ async def test_the_app_and_its_tests_cannot_reach_out_read_secrets_or_write_else
     for seen in (app.evidence, tests.evidence, evidence.log_tail):
         assert "write-worktree ALLOWED" in seen
         if mode == "bubblewrap":
-            for blocked in ("connect", "dotenv", "worker-environ", "write-checkout"):
+            # A checkout under /tmp (a clone made there) is shadowed by the private /tmp: the write lands
+            # there instead of failing; the existence checks below still prove it did not escape.
+            checkout_shadowed = escapes[0].is_relative_to("/tmp")
+            for blocked in ("connect", "dotenv", "worker-environ", "write-checkout")[: 3 if checkout_shadowed else 4]:
                 assert f"{blocked} BLOCKED" in seen, seen
             assert "home /tmp" in seen  # and the host's /tmp is a private one: the write below lands there
             assert SECRET not in seen

@@ -207,7 +207,7 @@ async def test_vcluster_backend_does_not_deploy_when_the_image_build_failed(
 
 
 async def test_vcluster_preview_of_a_killed_worker_is_torn_down_and_the_run_still_merges(
-        dev_env: WorkflowEnvironment, tmp_path: Path, world: tuple[KubeWorld, dict[str, Path], PRHeads]) -> None:
+        own_dev_env: WorkflowEnvironment, tmp_path: Path, world: tuple[KubeWorld, dict[str, Path], PRHeads]) -> None:
     kube, paths, _heads = world
     queue = f"vcluster-crash-{uuid.uuid4()}"
     kubeconfig = tmp_path / "kubeconfig"
@@ -216,7 +216,7 @@ async def test_vcluster_preview_of_a_killed_worker_is_torn_down_and_the_run_stil
         "clusters": [{"name": "fake", "cluster": {"server": kube.host_url}}],
         "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
         "users": [{"name": "fake", "user": {"token": "fake"}}]}))
-    env = dict(os.environ, TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+    env = dict(os.environ, TEMPORAL_ADDRESS=own_dev_env.client.service_client.config.target_host,
                SPEC2SHIP_TASK_QUEUE=queue, SPEC2SHIP_PREVIEW_BACKEND="vcluster", SPEC2SHIP_KUBECONFIG=str(kubeconfig),
                SPEC2SHIP_PREVIEW_REACH="port-forward", SPEC2SHIP_GITOPS_CONTROLLER="argocd")
     data, log = tmp_path / "worker", tmp_path / "worker.log"
@@ -226,20 +226,30 @@ async def test_vcluster_preview_of_a_killed_worker_is_torn_down_and_the_run_stil
         return subprocess.Popen([spec2ship, "worker", "--data-dir", str(data)], env=env, stdout=log.open("ab"),
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
+    async def diagnosis() -> str:
+        """What a failure message needs: where the run is and what the worker said last."""
+        try:
+            where = await asyncio.wait_for(handle.query(STATUS, result_type=RunStatus), timeout=10)
+        except Exception as error:  # a diagnosis reports whatever it finds
+            where = error
+        return f"run at {where}; preview objects {kube.preview_objects()}; worker log:\n{log.read_text()[-3000:]}"
+
     first, second = worker(), None
     try:
-        handle = await start_run(dev_env.client, queue, paths["repo"], _spec(tmp_path), _coder(tmp_path, APP_V2))
-        for _ in range(3000):  # a worker process starting on a busy machine can take a while
+        handle = await start_run(own_dev_env.client, queue, paths["repo"], _spec(tmp_path), _coder(tmp_path, APP_V2))
+        for _ in range(1200):  # a worker process starting on a busy machine can take a while
             if any(name.startswith("Namespace") for name in kube.preview_objects()):
                 break
             await asyncio.sleep(0.1)
-        assert kube.preview_objects(), (f"no preview was created; run at {await handle.query('status')}; "
-                                        f"worker log:\n{log.read_text()[-2000:]}")
+        assert kube.preview_objects(), f"no preview was created within 120 s; {await diagnosis()}"
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         assert kube.preview_objects(), "the killed worker's preview outlives it until someone reaps it"
         second = worker()
-        status: RunStatus = await asyncio.wait_for(handle.result(), timeout=240)
+        try:  # both waits stay inside pytest-timeout's 300 s, so a stuck run fails with its diagnosis
+            status: RunStatus = await asyncio.wait_for(handle.result(), timeout=150)
+        except TimeoutError:
+            raise AssertionError(f"the run did not end within 150 s of the restart; {await diagnosis()}") from None
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:
