@@ -266,7 +266,12 @@ async def stage_reached(handle: WorkflowHandle[object, RunStatus], stage: str, t
     """Until the run's status says it is in `stage` (or past it, which fails: the moment was missed)."""
     deadline = time.monotonic() + timeout
     while True:
-        status: RunStatus = await handle.query(STATUS, result_type=RunStatus)
+        try:
+            status: RunStatus = await handle.query(STATUS, result_type=RunStatus)
+        except RPCError as error:  # just after a server restart a query can time out while the worker reconnects
+            assert time.monotonic() < deadline, f"gave up waiting for stage {stage}; the status query failed: {error}"
+            await asyncio.sleep(0.5)
+            continue
         if status.stage == stage:
             return
         assert status.state is RunState.running, f"the run ended before {stage}: {status.state} {status.reasons}"
