@@ -1,4 +1,4 @@
-"""Heartbeats for activities that block a thread (git, PyGithub): a worker that dies is noticed in seconds.
+"""Heartbeats for activities that wait on blocking work (git, PyGithub): a worker that dies is noticed in seconds.
 
 Without a heartbeat, Temporal learns that an activity's worker is gone (SIGKILL, OOM, a lost node) only
 when the activity's start-to-close timeout runs out: five minutes for git in a workspace, two for a forge
@@ -7,11 +7,12 @@ call, while the run waits. With one, the retry starts once `heartbeat_timeout` p
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 from temporalio import activity
@@ -51,3 +52,14 @@ def beating(fn: Callable[P, R]) -> Callable[P, R]:
             done.set()
 
     return run
+
+
+async def heartbeating(work: Awaitable[R], note: str, every_s: float = BEAT_EVERY_S) -> R:
+    """The same for an async activity: await `work` (a thread, say), beating `note` meanwhile; cancellation
+    arrives with a beat."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=every_s)
+        if done:
+            return task.result()
+        activity.heartbeat(note)

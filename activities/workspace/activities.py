@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.forge.activities import forge_failure
 from activities.forge.base import Forge, ForgeError
-from activities.heartbeats import beating
+from activities.heartbeats import beating, heartbeating
 from activities.preview.base import PreviewBackend
 from activities.review.checks import deterministic_checks, risk_checks
 from activities.review.erosion import FileChange, wanted
@@ -45,7 +43,6 @@ from contracts.workspace import (
 from rules.protected import rules_for
 from rules.redact import redact
 
-T = TypeVar("T")
 DIFF_CAP = 60_000
 # The risk checks read both versions of test and configuration files; larger ones are not source.
 RISK_FILE_CAP = 1_000_000
@@ -191,16 +188,6 @@ class WorkspaceActivities(WorkspaceCalls):
             self._forge(workspace.repo).remove_workspace(Path(workspace.path))
         except ForgeError as error:
             raise forge_failure(error) from error
-
-
-async def heartbeating(work: Awaitable[T], note: str, every_s: float = 5.0) -> T:
-    """Await `work`, heartbeating every few seconds (cancellation arrives with a heartbeat)."""
-    task = asyncio.ensure_future(work)
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=every_s)
-        if done:
-            return task.result()
-        activity.heartbeat(note)
 
 
 def _change(root: Path, base_sha: str) -> tuple[str, DiffStat]:
