@@ -76,6 +76,17 @@ class BudgetActivities(BudgetCalls):
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
 
+    async def _signal_with_start(self, team: str, signal: str, arg: object) -> None:
+        """Signal the team's budget, starting it on first use."""
+        await self._client.start_workflow(
+            TEAM_BUDGET,
+            initial_state(team),
+            id=budget_id(team),
+            task_queue=self._task_queue,
+            start_signal=signal,
+            start_signal_args=[arg],
+        )
+
     async def _admit(self, update: str, team: str, request: ReserveRequest, update_id: str) -> ReserveOutcome:
         """Update-with-start. Transient RPC errors (an update aborted near a continue-as-new) propagate,
         so Temporal retries the activity; the update id and the workflow's keys make the retry safe."""
@@ -108,14 +119,7 @@ class BudgetActivities(BudgetCalls):
     @activity.defn
     async def request_admission(self, request: AdmissionInput) -> None:
         """Signal-with-start: no Update is in flight, so no limit on how many runs ask at once."""
-        await self._client.start_workflow(
-            TEAM_BUDGET,
-            initial_state(request.team),
-            id=budget_id(request.team),
-            task_queue=self._task_queue,
-            start_signal=REQUEST_ADMISSION,
-            start_signal_args=[request.request],
-        )
+        await self._signal_with_start(request.team, REQUEST_ADMISSION, request.request)
 
     @activity.defn
     async def release_budget(self, request: ReleaseInput) -> ReleaseOutcome:
@@ -143,14 +147,7 @@ class BudgetActivities(BudgetCalls):
     async def commit_usage(self, usage: UsageCommitInput) -> UsageCommitted:
         """Meter one model call. Counts even past the run's reservation: what was spent was spent."""
         commit = UsageCommit(run_id=usage.run_id, call_id=usage.call_id, tokens=usage.tokens, usd=usage.usd)
-        await self._client.start_workflow(
-            TEAM_BUDGET,
-            initial_state(usage.team),
-            id=budget_id(usage.team),
-            task_queue=self._task_queue,
-            start_signal=COMMIT_USAGE,
-            start_signal_args=[commit],
-        )
+        await self._signal_with_start(usage.team, COMMIT_USAGE, commit)
         return UsageCommitted(team=usage.team, call_id=usage.call_id)
 
 
