@@ -145,6 +145,14 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _every(text: str) -> timedelta:
+    """The --every option's interval, or a usage error in one line."""
+    try:
+        return parse_interval(text)
+    except IntervalError as error:
+        raise _fail(str(error), EXIT_USAGE) from None
+
+
 def _run(work: Callable[[Client], Awaitable[T]]) -> T:
     """Connect, do the work, and turn Temporal's refusals into one-line errors."""
     settings = TemporalSettings.from_env()
@@ -174,10 +182,7 @@ def create_factory(
     queue: Annotated[str | None, typer.Option("--task-queue", help="Task queue (default: the worker's).")] = None,
 ) -> None:
     """Start a FactoryRun every --every: issues labelled --label in each --repo get runs, a few at a time."""
-    try:
-        interval = parse_interval(every)
-    except IntervalError as error:
-        raise _fail(str(error), EXIT_USAGE) from None
+    interval = _every(every)
     try:
         request = factory_request(repo, label, max_in_flight, queue)
     except FactorySettingsError as error:
@@ -195,10 +200,7 @@ def create_janitor(
     queue: Annotated[str | None, typer.Option("--task-queue", help="Task queue (default: the worker's).")] = None,
 ) -> None:
     """Sweep for previews past their TTL every --every (vCluster previews are found by spec2ship's labels)."""
-    try:
-        interval = parse_interval(every)
-    except IntervalError as error:
-        raise _fail(str(error), EXIT_USAGE) from None
+    interval = _every(every)
     schedule = janitor_schedule(interval, schedule_id, queue)
     _run(lambda client: create_schedule(client, schedule_id, schedule))
     typer.echo(f"created schedule {schedule_id}: PreviewJanitor every {format_interval(interval)}")
