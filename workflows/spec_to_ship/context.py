@@ -44,7 +44,6 @@ class RunContext:
     cancel: HumanAction | None = None
     spec_changed: bool = False
     pr_closed: ForgeEvent | None = None
-    ci: dict[str, CriterionResult] = field(default_factory=dict)
     ci_events: dict[str, ForgeEvent] = field(default_factory=dict)  # the latest report of each check, by name
     # what the stages found out
     spec: Spec | None = None

@@ -51,7 +51,7 @@ async def validate(run: RunContext, spec: Spec, plan: AgentPlan) -> list[Criteri
     judges = [c for c in spec.acceptance if c.kind == "judge"]
     if judges:
         results.extend(await judge(run, spec, plan, judges, results))
-    results.extend(run.ci.values())
+    results.extend(ci_result(name, event) for name, event in run.ci_events.items())
     for criterion in spec.acceptance:
         for result in results:
             if result.id == criterion.id:
@@ -85,6 +85,16 @@ async def wait_for_image(run: RunContext, spec: Spec, head: str) -> str | None:
     if event.conclusion != "success":
         return f"CI check {check!r} concluded {event.conclusion} on {head[:12]}: the preview image was not built"
     return None
+
+
+def ci_result(name: str, event: ForgeEvent) -> CriterionResult:
+    """A CI check's latest report (a `ci_completed` signal) as one of the run's criteria."""
+    passed = event.conclusion in {"success", "neutral", "skipped"}
+    return CriterionResult(
+        id=f"ci:{name}", kind="ci", status=CheckStatus.passed if passed else CheckStatus.failed,
+        summary=f"{name} concluded {event.conclusion} on {(event.head_sha or '')[:10]}",
+        evidence=event.url or "",
+    )
 
 
 async def judge(run: RunContext, spec: Spec, plan: AgentPlan, judges: list[Any],

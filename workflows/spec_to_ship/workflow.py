@@ -20,7 +20,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from contracts.budget import AdmissionAnswer
-    from contracts.evidence import CheckStatus, CriterionResult
     from contracts.gate import Decision
     from contracts.names import (
         ADMISSION,
@@ -134,14 +133,7 @@ class SpecToShip:
 
     @workflow.signal(name=CI_COMPLETED)
     def ci_completed(self, event: ForgeEvent) -> None:
-        passed = event.conclusion in {"success", "neutral", "skipped"}
-        name = event.name or "ci"
-        self._run.ci_events[name] = event
-        self._run.ci[name] = CriterionResult(
-            id=f"ci:{name}", kind="ci", status=CheckStatus.passed if passed else CheckStatus.failed,
-            summary=f"{name} concluded {event.conclusion} on {(event.head_sha or '')[:10]}",
-            evidence=event.url or "",
-        )
+        self._run.ci_events[event.name or "ci"] = event
 
     @workflow.signal(name=ADMISSION)
     def admission(self, answer: AdmissionAnswer) -> None:
